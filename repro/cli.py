@@ -1,0 +1,100 @@
+"""`python -m repro ...`: list experiments, run one, train a single trial, fetch data.
+
+Every user mistake ends in one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="experiments and their presets")
+
+    run = sub.add_parser("run", help="run an experiment: variants x seeds, claims, results JSON, TensorBoard")
+    run.add_argument("experiment", help="experiment name (see 'list')")
+    run.add_argument("--preset", default="full", help="preset name (default: full; 'quick' for a fast check)")
+    run.add_argument("--seeds", type=int, default=None, help="seeds per variant (default: the preset's)")
+    _common(run)
+    run.add_argument("--workers", type=int, default=None,
+                     help="trials run in parallel, one process each (default: CPU cores; 1 on CUDA)")
+    run.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    train = sub.add_parser("train", help="train one MLP from config keys; prints its final metrics as JSON")
+    train.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default: 0)")
+    _common(train)
+
+    data = sub.add_parser("data", help="fetch and verify a dataset into $REPRO_DATA (default ~/.cache/dl-repro)")
+    data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist (default: mnist)")
+    return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key or experiment parameter, e.g. --set lr=0.05 (repeatable)")
+    p.add_argument("--logdir", type=Path, default=Path("runs"), help="TensorBoard root (default: runs)")
+
+
+def cmd_list(args) -> None:
+    from .runner import experiment_names, load_experiment
+    for name in experiment_names():
+        module = load_experiment(name)
+        presets = ", ".join(f"{k} ({v.get('seeds', 3)} seeds)" for k, v in module.PRESETS.items())
+        print(f"{name:16s} {getattr(module, 'TITLE', '')}\n{'':16s} presets: {presets}")
+
+
+def cmd_run(args) -> None:
+    from .config import parse_sets
+    from .runner import run_experiment, summary_table
+    results = run_experiment(args.experiment, args.preset, args.seeds, args.device, parse_sets(args.set),
+                             args.logdir, args.results, args.workers, progress=not args.quiet)
+    print(summary_table(results))
+
+
+def cmd_train(args) -> None:
+    import time
+
+    from .config import TrialConfig, config_from_text, parse_sets
+    from .executor import TrialSpec, run_trial
+    from .runner import resolve_device
+    cfg = config_from_text(TrialConfig(), parse_sets(args.set))
+    device = resolve_device(args.device)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    spec = TrialSpec(cfg.to_dict(), args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed)}"))
+    result = run_trial(spec)
+    s = result["summary"]
+    print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"],
+                      "final_train_acc": s["final_train_acc"], "final_test_acc": s["final_test_acc"],
+                      "final_train_loss": s["final_train_loss"], "final_test_loss": s["final_test_loss"],
+                      "grad_ratio_first_last": s["grad_ratio_first_last"],
+                      "wall_time": round(result["wall_time"], 3), "logdir": spec.logdir}))
+
+
+def cmd_data(args) -> None:
+    from .data import ensure, verify
+    folder = ensure(args.dataset, log=lambda m: print(m, file=sys.stderr))
+    verify(args.dataset)
+    print(f"{args.dataset}: 4 files verified in {folder}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .data import DataError
+    args = _parser().parse_args(argv)
+    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "data": cmd_data}
+    try:
+        handlers[args.command](args)
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

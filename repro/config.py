@@ -1,0 +1,166 @@
+"""One trial's configuration: the standard keys every experiment and ``repro train`` share.
+
+Values arrive as strings from ``--set KEY=VALUE``; ``parse_value`` turns them into the field's type
+and ``validate`` rejects what cannot train, each with one line that says what is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+DATASETS = ("mnist", "fashion-mnist")
+MODELS = ("mlp",)
+L1_MODES = ("subgradient", "proximal")
+INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|default|normal:[0-9.eE+-]+|constant:[0-9.eE+-]+)$")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    # data
+    dataset: str = "mnist"
+    train_size: int | None = None     # first N training images (None: all 60000)
+    test_size: int | None = None      # first N test images (None: all 10000)
+    # network
+    model: str = "mlp"                # mlp (the builders in repro/nets.py)
+    widths: tuple[int, ...] = (100, 100, 100, 100)   # hidden widths; input 784 and output 10 implied
+    activation: str = "relu"
+    init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | default
+    batchnorm: bool = False
+    bn_affine: bool = True            # train BN's scale and shift (the course did not)
+    dropout: float = 0.0              # after each hidden activation (inverted dropout, nn.Dropout)
+    input_dropout: float = 0.0        # on the input pixels (the dropout paper's 0.2)
+    # optimisation
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9             # for momentum and nesterov
+    alpha: float = 0.99               # RMSProp's decay
+    eps: float | None = None          # optimiser eps; None keeps torch.optim's default
+    schedule: str = "constant"        # lr schedule over `iters` (torch.optim.lr_scheduler)
+    weight_decay: float = 0.0         # L2 lambda: adds lambda*W to weight gradients (biases excluded)
+    l1: float = 0.0                   # L1 lambda on weight matrices
+    l1_mode: str = "subgradient"      # subgradient: lambda*sign(W) in the gradient; proximal: soft-threshold
+    iters: int = 2000
+    batch_size: int = 100
+    # measurement
+    eval_every: int = 100             # evaluate train/test accuracy and loss every N steps
+    train_eval_size: int = 10000      # train accuracy on the first N training images (all if fewer)
+    probe_every: int = 0              # activation statistics every N steps (0: at every evaluation)
+    hist_every: int = 0               # TensorBoard histograms every N steps (0: never)
+    grad_window: int = 100            # first/last gradient ratio is taken over the first N steps
+
+    def key(self, seed: int) -> str:
+        """A short stable id for (config, seed): the name a finished trial is saved under."""
+        blob = json.dumps({"config": self.to_dict(), "seed": seed}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    def replace(self, **changes) -> "TrialConfig":
+        cfg = dataclasses.replace(self, **changes)
+        validate(cfg)
+        return cfg
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got '{text}'")
+
+
+def parse_value(key: str, text: str, default=None):
+    """Turn ``text`` into the type of ``default`` (or of TrialConfig's field ``key``)."""
+    if default is None and key in FIELDS:
+        default = FIELDS[key].default
+        kind = FIELDS[key].type
+    else:
+        kind = type(default).__name__
+    try:
+        if text.lower() in ("none", "all") and "None" in str(kind):
+            return None
+        if isinstance(default, bool) or kind == "bool":
+            return _parse_bool(text)
+        if isinstance(default, tuple) or "tuple" in str(kind):
+            items = [t for t in text.replace(";", ",").split(",") if t.strip()]
+            sample = default[0] if default else 0
+            return tuple(type(sample)(t.strip()) for t in items)
+        if isinstance(default, int) or "int" in str(kind):
+            as_float = float(text)
+            if as_float != int(as_float):
+                raise ValueError(f"expected a whole number, got '{text}'")
+            return int(as_float)
+        if isinstance(default, float) or "float" in str(kind):
+            return float(text)
+        return text
+    except ValueError as err:
+        raise ConfigError(f"--set {key}={text}: {err}") from None
+
+
+def validate(cfg: TrialConfig) -> TrialConfig:
+    def need(ok: bool, message: str):
+        if not ok:
+            raise ConfigError(message)
+
+    need(cfg.dataset in DATASETS, f"dataset={cfg.dataset}: choose from {', '.join(DATASETS)}")
+    need(cfg.model in MODELS, f"model={cfg.model}: choose from {', '.join(MODELS)}")
+    need(cfg.activation in ACTIVATIONS, f"activation={cfg.activation}: choose from {', '.join(ACTIVATIONS)}")
+    need(cfg.optimizer in OPTIMIZERS, f"optimizer={cfg.optimizer}: choose from {', '.join(OPTIMIZERS)}")
+    need(cfg.schedule in SCHEDULES, f"schedule={cfg.schedule}: choose from {', '.join(SCHEDULES)}")
+    need(cfg.l1_mode in L1_MODES, f"l1_mode={cfg.l1_mode}: choose from {', '.join(L1_MODES)}")
+    need(bool(INIT_PATTERN.match(cfg.init)),
+         f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he or default")
+    need(len(cfg.widths) > 0 and all(w > 0 for w in cfg.widths), f"widths={cfg.widths}: need positive widths")
+    need(cfg.lr > 0, f"lr={cfg.lr}: the learning rate must be positive")
+    need(cfg.iters > 0, f"iters={cfg.iters}: must be at least 1")
+    need(cfg.batch_size > 0, f"batch_size={cfg.batch_size}: must be at least 1")
+    need(cfg.eval_every > 0, f"eval_every={cfg.eval_every}: must be at least 1")
+    need(cfg.train_size is None or cfg.train_size > 0, f"train_size={cfg.train_size}: must be positive")
+    need(cfg.test_size is None or cfg.test_size > 0, f"test_size={cfg.test_size}: must be positive")
+    for name in ("dropout", "input_dropout"):
+        need(0.0 <= getattr(cfg, name) < 1.0, f"{name}={getattr(cfg, name)}: must be in [0, 1)")
+    for name in ("weight_decay", "l1", "momentum", "probe_every", "hist_every"):
+        need(getattr(cfg, name) >= 0, f"{name}={getattr(cfg, name)}: must not be negative")
+    need(cfg.eps is None or cfg.eps > 0, f"eps={cfg.eps}: must be positive")
+    return cfg
+
+
+def apply_overrides(cfg: TrialConfig, overrides: dict) -> TrialConfig:
+    """``overrides`` maps keys to already-parsed values; unknown keys are errors."""
+    unknown = [k for k in overrides if k not in FIELDS]
+    if unknown:
+        raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(FIELDS)}")
+    return cfg.replace(**overrides)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    """``["lr=0.1", "widths=40,20"]`` -> ``{"lr": "0.1", "widths": "40,20"}`` (values still text)."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def config_from_text(base: TrialConfig, texts: dict[str, str]) -> TrialConfig:
+    unknown = [k for k in texts if k not in FIELDS]
+    if unknown:
+        raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(FIELDS)}")
+    return apply_overrides(base, {k: parse_value(k, v) for k, v in texts.items()})

@@ -1,0 +1,88 @@
+"""Runs independent trials: in this process, or spread over the machine's cores.
+
+Each worker process uses one intra-op thread. Measured on the 2-core development machine, a
+784-100x4-10 step took 1.1 ms with one thread, but 50 ms with two threads while another process
+was busy: oversubscribed OpenMP threads spin against each other. So the suite parallelises over
+trials (one process per core, one thread each), never inside a small matmul. Because every trial
+is a pure function of (config, seed) on one thread, the results do not depend on how many
+workers ran them.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+
+
+@dataclass
+class TrialSpec:
+    config: dict                     # TrialConfig fields
+    seed: int
+    device: str
+    logdir: str | None = None        # the trial's own TensorBoard directory
+    hparams: dict = field(default_factory=dict)   # extra columns for the hparams table (variant, ...)
+    tag: object = None               # opaque label handed back with the result
+
+
+def default_workers(device: str) -> int:
+    if device.startswith("cuda"):
+        return 1  # one process owns the GPU; seeds there are cheap, launches are the cost
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_DATA_CACHE: dict = {}
+
+
+def _dataset(name: str, device: str, flat: bool):
+    from .data import load
+    key = (name, device, flat)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load(name, device=device, flatten=flat)
+    return _DATA_CACHE[key]
+
+
+def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) -> dict:
+    from .config import TrialConfig, validate
+    from .nets import takes_flat_input
+    from .tb import TrialWriter
+    from .train import train
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.config.items()}
+    cfg = validate(TrialConfig(**values))
+    data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
+    writer = TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None
+    result = train(cfg, spec.seed, data, writer=writer, progress=progress)
+    result["tag"] = spec.tag
+    return result
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def execute(specs: Iterable[TrialSpec], workers: int, threads: int = 1,
+            on_done: Callable[[dict], None] | None = None, step_progress=None) -> list[dict]:
+    """Run every spec; results in the order of ``specs``. ``on_done`` sees each result as it lands."""
+    specs = list(specs)
+    results: list[dict | None] = [None] * len(specs)
+    if workers <= 1 or len(specs) <= 1:
+        torch.set_num_threads(threads)
+        for i, spec in enumerate(specs):
+            results[i] = run_trial(spec, step_progress)
+            if on_done:
+                on_done(results[i])
+        return results
+    # spawn, not fork: forking a process whose OpenMP pool already started can deadlock
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(specs)), mp_context=context,
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = {pool.submit(run_trial, spec): i for i, spec in enumerate(specs)}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            if on_done:
+                on_done(results[futures[future]])
+    return results

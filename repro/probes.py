@@ -1,0 +1,75 @@
+"""What happens inside the network: per-layer gradient norms and activation statistics.
+
+Everything stays on the device; the training loop reads it back only at its logging points, so
+probing adds no host synchronisation to the step.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .nets import activation_layers, weighted_layers
+
+# An output within this distance of its activation's asymptote sits in the flat tail (sigmoid
+# below 0.05 or above 0.95, tanh beyond |0.95|), where the derivative is under about 0.05.
+SATURATION_MARGIN = 0.05
+ASYMPTOTES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+
+
+def activation_stats(y: torch.Tensor, activation: str) -> dict[str, torch.Tensor]:
+    """Mean, sd, share saturated (sigmoid/tanh) and share dead (ReLU exactly 0) of outputs ``y``."""
+    y = y.detach().float()
+    stats = {"mean": y.mean(), "std": y.std(), "saturated": torch.zeros((), device=y.device),
+             "dead": torch.zeros((), device=y.device)}
+    if activation in ASYMPTOTES:
+        low, high = ASYMPTOTES[activation]
+        stats["saturated"] = ((y < low + SATURATION_MARGIN) | (y > high - SATURATION_MARGIN)).float().mean()
+    if activation == "relu":
+        stats["dead"] = (y == 0).float().mean()
+    return stats
+
+
+class GradNormProbe:
+    """Per-layer weight-gradient norms and the total norm for every step, in one device buffer.
+
+    Call ``record(step)`` after backward and before the optimiser step (and any clipping)."""
+
+    def __init__(self, model: nn.Module, steps: int):
+        self.layers = [name for name, _ in weighted_layers(model)]
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        ids = {id(p): i for i, p in enumerate(self.params)}
+        self.weight_index = [ids[id(m.weight)] for _, m in weighted_layers(model)]
+        device = self.params[0].device
+        self.buffer = torch.zeros(steps, len(self.layers) + 1, device=device)  # last column: total
+
+    def record(self, step: int) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        norms = torch.stack(torch._foreach_norm(grads))  # one fused kernel over all parameters
+        self.buffer[step, :-1] = norms[self.weight_index]
+        self.buffer[step, -1] = norms.square().sum().sqrt()
+
+
+class ActivationProbe:
+    """Forward hooks on every activation module, recording statistics of its input and output."""
+
+    def __init__(self, model: nn.Module, activation: str):
+        self.activation = activation
+        self.captured: dict[str, dict[str, torch.Tensor]] = {}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.keep_outputs = False
+        # Statistics are named after the activation module (act3 follows fc3 or conv3).
+        self.handles = [m.register_forward_hook(self._hook(name)) for name, m in activation_layers(model)]
+
+    def _hook(self, name):
+        def hook(module, inputs, output):
+            stats = activation_stats(output, self.activation)
+            pre = inputs[0].detach().float()
+            stats["preact_mean"], stats["preact_std"] = pre.mean(), pre.std()
+            self.captured[name] = stats
+            if self.keep_outputs:
+                self.outputs[name] = output.detach()
+        return hook
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()

@@ -1,0 +1,265 @@
+"""Experiment x variant x seed -> trials; run them, aggregate across seeds, judge claims, save once.
+
+An experiment module (experiments/<name>.py) provides:
+- ``TITLE`` and a docstring (the phenomenon, setup, references, runtime);
+- ``PRESETS``: {"quick": {...}, "full": {...}}, each a dict of parameters with a ``seeds`` entry;
+- ``variants(p) -> list[Variant]`` for a preset's parameters ``p``;
+- ``claims(results) -> list[Claim]``;
+- optionally ``extras(p, ctx) -> dict`` for outputs that are not training curves.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import pkgutil
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import tb
+from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, parse_value
+from .executor import TrialSpec, default_workers, execute
+
+
+@dataclass(frozen=True)
+class Reference:
+    metric: str          # a trial summary key, e.g. final_test_acc or late_loss
+    low: float
+    high: float
+    source: str          # "book", "course", or "measured here" for calibration figures
+    note: str = ""
+
+    def text(self) -> str:
+        value = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
+        return f"{value} ({self.source})"
+
+
+@dataclass
+class Variant:
+    name: str
+    config: TrialConfig
+    group: str = ""
+    reference: Reference | None = None
+    metric: str = "final_test_acc"   # what the printed table shows for this variant
+
+
+@dataclass
+class Context:
+    """What ``extras`` may use: where to write figures and dashboards, the device, the preset."""
+    experiment: str
+    preset: str
+    device: str
+    out_dir: Path       # results/<experiment>/
+    logdir: Path        # runs/<experiment>/<preset>/
+    seeds: int
+
+
+def experiment_names() -> list[str]:
+    import experiments
+    return sorted(m.name for m in pkgutil.iter_modules(experiments.__path__) if not m.name.startswith("_"))
+
+
+def load_experiment(name: str):
+    names = experiment_names()
+    if name not in names:
+        raise ConfigError(f"unknown experiment '{name}'; choose from {', '.join(names)}")
+    return importlib.import_module(f"experiments.{name}")
+
+
+def resolve(module, preset: str, sets: dict[str, str]) -> tuple[dict, dict]:
+    """The preset's parameters with --set applied, and the config keys forced on every variant."""
+    if preset not in module.PRESETS:
+        raise ConfigError(f"unknown preset '{preset}' for {module.__name__.split('.')[-1]}; "
+                          f"choose from {', '.join(module.PRESETS)}")
+    params = dict(module.PRESETS[preset])
+    forced = {}
+    for key, text in sets.items():
+        if key in params:
+            params[key] = parse_value(key, text, params[key])
+        elif key in FIELDS:
+            forced[key] = parse_value(key, text)
+        else:
+            raise ConfigError(f"unknown key '{key}'; experiment parameters: {', '.join(sorted(params))}; "
+                              f"config keys: {', '.join(FIELDS)}")
+    return params, forced
+
+
+def build_variants(module, params: dict, forced: dict) -> list[Variant]:
+    variants = module.variants(params)
+    for v in variants:
+        v.config = apply_overrides(v.config, forced)
+    names = [v.name for v in variants]
+    assert len(set(names)) == len(names), f"duplicate variant names in {module.__name__}"
+    return variants
+
+
+def stats(values: list[float]) -> dict:
+    """mean, std (n-1), min, max and the 95% t-interval of the mean, over finite values only."""
+    from scipy.stats import t
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = len(finite)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "ci95": None}
+    std = float(finite.std(ddof=1)) if n > 1 else 0.0
+    half = float(t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else None
+    mean = float(finite.mean())
+    return {"n": n, "mean": mean, "std": std, "min": float(finite.min()), "max": float(finite.max()),
+            "ci95": [mean - half, mean + half] if half is not None else None}
+
+
+def aggregate(trials: list[dict]) -> dict:
+    keys = [k for k, v in trials[0]["summary"].items() if not isinstance(v, bool)]
+    out = {k: stats([t["summary"][k] for t in trials]) for k in keys}
+    out["diverged"] = sum(t["status"] == "diverged" for t in trials)
+    return out
+
+
+def environment(device: str, workers: int) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else
+            platform.processor() or platform.machine(), "cpus": os.cpu_count(), "workers": workers,
+            "threads_per_worker": 1, "git_commit": commit}
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Atomic: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=1, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"--device {device}: choose auto, cpu or cuda")
+    return device
+
+
+def run_experiment(name: str, preset: str = "full", seeds: int | None = None, device: str = "auto",
+                   sets: dict[str, str] | None = None, logdir: Path = Path("runs"),
+                   results_dir: Path = Path("results"), workers: int | None = None,
+                   progress: bool = True) -> dict:
+    module = load_experiment(name)
+    params, forced = resolve(module, preset, sets or {})
+    variants = build_variants(module, params, forced)
+    device = resolve_device(device)
+    n_seeds = seeds if seeds is not None else params.get("seeds", 3)
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds {n_seeds}: need at least one seed")
+    workers = workers or default_workers(device)
+    exp_logdir = Path(logdir) / name / preset
+    out_dir = Path(results_dir) / name
+    for folder in (exp_logdir, out_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot write to {folder} ({err.strerror}); choose another with --logdir/--results")
+
+    started = time.perf_counter()
+    specs = [TrialSpec(config=v.config.to_dict(), seed=s, device=device,
+                       logdir=str(tb.trial_dir(logdir, name, preset, v.name, s)),
+                       hparams={"variant": v.name, "group": v.group}, tag=v.name)
+             for v in variants for s in range(n_seeds)]
+    trial_results = _execute_with_progress(specs, workers, progress, f"{name}/{preset}")
+
+    by_variant = {v.name: [r for r in trial_results if r["tag"] == v.name] for v in variants}
+    results = {
+        "experiment": name, "title": getattr(module, "TITLE", name), "preset": preset, "params": params,
+        "forced": {k: list(v) if isinstance(v, tuple) else v for k, v in forced.items()},
+        "seeds": n_seeds, "env": environment(device, workers),
+        "variants": {v.name: {"group": v.group, "metric": v.metric, "config": v.config.to_dict(),
+                              "reference": asdict(v.reference) if v.reference else None,
+                              "aggregate": aggregate(by_variant[v.name])} for v in variants},
+        "trials": [{"variant": r.pop("tag"), **r} for r in trial_results],
+    }
+    ctx = Context(name, preset, device, out_dir, exp_logdir, n_seeds)
+    results["extras"] = module.extras(params, ctx) if hasattr(module, "extras") else {}
+    results["claims"] = [c.to_dict() for c in module.claims(results)]
+    results["wall_time"] = time.perf_counter() - started
+    for v in variants:
+        tb.write_mean_run(exp_logdir / tb.safe_name(v.name) / "mean", v.name, by_variant[v.name])
+    tb.write_layout(exp_logdir, name, [v.name for v in variants])
+    results["path"] = str(out_dir / f"{preset}.json")
+    write_json(out_dir / f"{preset}.json", results)
+    return results
+
+
+def _execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, label: str) -> list[dict]:
+    from tqdm import tqdm
+    if not progress:
+        return execute(specs, workers)
+    if workers <= 1:  # in-process: one bar per trial, advancing with its steps
+        results = []
+        for spec in specs:
+            with tqdm(total=spec.config["iters"], desc=f"{spec.tag} seed{spec.seed}", leave=False,
+                      file=sys.stderr) as bar:
+                results += execute([spec], 1, step_progress=bar.update)
+        return results
+    with tqdm(total=len(specs), desc=f"{label} trials ({workers} workers)", file=sys.stderr) as bar:
+        return execute(specs, workers, on_done=lambda r: bar.update(1))
+
+
+# ---- reading results: helpers for claims, tables and reports ----
+
+def agg(results: dict, variant: str, metric: str = "final_test_acc", stat: str = "mean"):
+    return results["variants"][variant]["aggregate"][metric][stat]
+
+
+def format_stats(s: dict, digits: int = 3) -> str:
+    if not s or s["n"] == 0:
+        return "diverged" if s is not None else "-"
+    if 0 < abs(s["mean"]) < 10 ** -digits:  # tiny ratios (gradient flow) need exponents
+        return f"{s['mean']:.2e} ± {s['std']:.1e} (n={s['n']})"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} (n={s['n']})"
+
+
+def summary_table(results: dict) -> str:
+    """The printed table: each variant's metric beside its reference, then every claim's verdict."""
+    rows = [("group", "variant", "metric", "measured mean ± sd (n)", "reference")]
+    for name, v in results["variants"].items():
+        metric = v["metric"]
+        ref = Reference(**v["reference"]).text() if v["reference"] else "-"
+        measured = format_stats(v["aggregate"][metric], 4 if "loss" in metric else 3)
+        if v["aggregate"]["diverged"]:
+            measured += f", {v['aggregate']['diverged']} diverged"
+        rows.append((v["group"], name, metric, measured, ref))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    n_hold = sum(c["holds"] for c in results["claims"])
+    lines.append(f"claims: {n_hold} of {len(results['claims'])} hold")
+    for c in results["claims"]:
+        verdict = "HOLDS" if c["holds"] else "FAILS"
+        lines.append(f"  [{verdict}] {c['statement']}: measured {c['measured']:.4g} ({c['bound']})")
+    lines.append(f"\n{results['experiment']}/{results['preset']}: {len(results['trials'])} trials in "
+                 f"{results['wall_time']:.1f} s on {results['env']['device']} ({results['env']['workers']} workers)"
+                 f"; results in {results['path']}")
+    return "\n".join(lines)

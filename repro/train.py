@@ -1,0 +1,171 @@
+"""The one training loop: a trial config and a seed in, a history out.
+
+Read it top to bottom: batches are index slices of tensors already on the device, drawn with
+replacement each iteration (the references' convention) from a generator seeded by the trial's
+seed alone, so every variant of an experiment sees the same batches. The step has no host sync:
+batch losses and gradient norms go into device buffers, read back only at evaluation points.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .config import TrialConfig
+from .data import Dataset, DataError
+from .nets import activation_layers, build_model, weighted_layers
+from .optim import l1_penalty, l1_proximal_step, make_optimizer, make_scheduler, split_decay_groups
+from .probes import ActivationProbe, GradNormProbe
+
+EVAL_BATCH = 5000  # large enough to keep evaluation cheap, small enough for CNN activations
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and accuracy over (x, y) in eval mode, as device scalars."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    for start in range(0, len(x), EVAL_BATCH):
+        out = model(x[start:start + EVAL_BATCH])
+        target = y[start:start + EVAL_BATCH]
+        loss_sum += F.cross_entropy(out, target, reduction="sum")
+        correct += (out.argmax(1) == target).sum()
+    model.train(was_training)
+    return loss_sum / len(x), correct / len(x)
+
+
+def _subset(data: Dataset, cfg: TrialConfig) -> Dataset:
+    for split, size in (("train", cfg.train_size), ("test", cfg.test_size)):
+        available = len(getattr(data, f"y_{split}"))
+        if size is not None and size > available:
+            raise DataError(f"{split}_size={size} is out of range: the dataset has {available} {split} images")
+    n_train, n_test = cfg.train_size, cfg.test_size
+    return Dataset(data.x_train[:n_train], data.y_train[:n_train], data.x_test[:n_test], data.y_test[:n_test])
+
+
+def seeded_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """Independent streams for batch order and for weights, both fixed by the trial's seed."""
+    return torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 7919)
+
+
+def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None) -> dict:
+    """Train one network; returns config, history, per-step batch losses, summary and status.
+
+    ``writer`` (a repro.tb.TrialWriter) receives every evaluation point; ``progress`` is called
+    with the number of steps done since its last call."""
+    started = time.perf_counter()
+    data = _subset(data, cfg)
+    device = data.x_train.device
+    batch_gen, init_gen = seeded_generators(seed)
+    torch.manual_seed(seed)  # dropout masks use the global generator
+    model = build_model(cfg, generator=init_gen).to(device)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    weights, _ = split_decay_groups(model)
+    layers = [name for name, _ in weighted_layers(model)]
+
+    batches = torch.randint(len(data.y_train), (cfg.iters, cfg.batch_size), generator=batch_gen).to(device)
+    train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
+    probe_x = data.x_train[:1000]
+    grad_probe = GradNormProbe(model, cfg.iters)
+    act_probe = ActivationProbe(model, cfg.activation)
+    batch_loss = torch.zeros(cfg.iters, device=device)
+    history, status, diverged_at = [], "ok", None
+    last_eval = 0
+
+    model.train()
+    for step in range(cfg.iters):
+        index = batches[step]
+        loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
+        objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        grad_probe.record(step)
+        optimizer.step()
+        if cfg.l1 and cfg.l1_mode == "proximal":
+            l1_proximal_step(weights, optimizer.param_groups[0]["lr"] * cfg.l1)
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        batch_loss[step] = loss.detach()
+
+        done = step + 1
+        if done % cfg.eval_every and done != cfg.iters:
+            continue
+        # Evaluation point: the only place the loop reads anything back from the device.
+        interval = batch_loss[last_eval:done]
+        finite = torch.isfinite(interval)
+        if not bool(finite.all()):
+            status, diverged_at = "diverged", last_eval + int((~finite).nonzero()[0, 0]) + 1
+            history.append({"step": diverged_at, "diverged": True})
+            break
+        probe_due = cfg.probe_every == 0 or done % cfg.probe_every == 0 or done == cfg.iters
+        point = _evaluation_point(model, cfg, done, lr, interval, grad_probe.buffer[last_eval:done],
+                                  layers, train_eval, data, act_probe if probe_due else None, probe_x)
+        history.append(point)
+        if writer is not None:
+            writer.log_point(point)
+            if cfg.hist_every and (done % cfg.hist_every == 0 or done == cfg.iters):
+                writer.log_histograms(model, act_probe, probe_x, done)
+        if progress is not None:
+            progress(done - last_eval)
+        last_eval = done
+
+    act_probe.close()
+    losses = batch_loss[:diverged_at or cfg.iters].tolist()
+    result = {
+        "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed), "layers": layers,
+        "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
+        "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at),
+        "wall_time": time.perf_counter() - started,
+    }
+    if writer is not None:
+        writer.log_final(result)
+    return result
+
+
+def _evaluation_point(model, cfg, step, lr, interval, grad_rows, layers, train_eval, data, act_probe, probe_x):
+    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
+    train_loss, train_acc = evaluate(model, *train_eval)
+    grad_means = grad_rows.mean(0)
+    values = torch.stack([interval.mean(), train_loss, train_acc, test_loss, test_acc, *grad_means])
+    stats = {}
+    if act_probe is not None:
+        with torch.no_grad():
+            model.eval()
+            model(probe_x)
+            model.train()
+        names = list(act_probe.captured)
+        keys = list(act_probe.captured[names[0]]) if names else []
+        flat = torch.stack([act_probe.captured[n][k] for n in names for k in keys]).tolist() if names else []
+        stats = {n: dict(zip(keys, flat[i * len(keys):(i + 1) * len(keys)])) for i, n in enumerate(names)}
+    v = values.tolist()
+    return {"step": step, "lr": lr, "loss_batch": v[0], "loss_train": v[1], "accuracy_train": v[2],
+            "loss_test": v[3], "accuracy_test": v[4],
+            "grad_norm": dict(zip(layers + ["total"], v[5:])), "activations": stats}
+
+
+def summarize(history: list[dict], batch_loss: list[float], grad_buffer: torch.Tensor,
+              cfg: TrialConfig, diverged_at: int | None) -> dict:
+    """The scalar outcomes of a trial that experiments and aggregates compare."""
+    points = [p for p in history if not p.get("diverged")]
+    last = points[-1] if points else {}
+    half = batch_loss[len(batch_loss) // 2:]
+    window = grad_buffer[:min(cfg.grad_window, len(batch_loss) or 1), :-1].mean(0)
+    ratio = (window[0] / window[-1]).item() if window[-1] > 0 else math.inf
+    nan = float("nan")
+    return {
+        "final_test_acc": last.get("accuracy_test", nan) if diverged_at is None else nan,
+        "final_train_acc": last.get("accuracy_train", nan) if diverged_at is None else nan,
+        "final_test_loss": last.get("loss_test", nan) if diverged_at is None else nan,
+        "final_train_loss": last.get("loss_train", nan) if diverged_at is None else nan,
+        "gap": (last.get("accuracy_train", nan) - last.get("accuracy_test", nan)) if diverged_at is None else nan,
+        "late_loss": sum(half) / len(half) if half and diverged_at is None else nan,
+        "best_test_acc": max((p["accuracy_test"] for p in points), default=nan),
+        "grad_ratio_first_last": ratio,
+        "diverged": diverged_at is not None,
+    }
