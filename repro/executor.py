@@ -27,6 +27,7 @@ class TrialSpec:
     logdir: str | None = None        # the trial's own TensorBoard directory
     hparams: dict = field(default_factory=dict)   # extra columns for the hparams table (variant, ...)
     tag: object = None               # opaque label handed back with the result
+    keep_state: bool = False         # hand back the trained weights (CPU state_dict) as result["state"]
 
 
 def default_workers(device: str) -> int:
@@ -55,7 +56,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     cfg = validate(TrialConfig(**values))
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     writer = TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None
-    result = train(cfg, spec.seed, data, writer=writer, progress=progress)
+    result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
     result["tag"] = spec.tag
     return result
 

@@ -50,6 +50,7 @@ class Variant:
     group: str = ""
     reference: Reference | None = None
     metric: str = "final_test_acc"   # what the printed table shows for this variant
+    keep_state: bool = False         # extras need its trained weights (ctx.states[variant][seed])
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Context:
     out_dir: Path       # results/<experiment>/
     logdir: Path        # runs/<experiment>/<preset>/
     seeds: int
+    states: dict = field(default_factory=dict)   # variant -> [trained state_dict per seed] (keep_state)
 
 
 def experiment_names() -> list[str]:
@@ -185,11 +187,15 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     started = time.perf_counter()
     specs = [TrialSpec(config=v.config.to_dict(), seed=s, device=device,
                        logdir=str(tb.trial_dir(logdir, name, preset, v.name, s)),
-                       hparams={"variant": v.name, "group": v.group}, tag=v.name)
+                       hparams={"variant": v.name, "group": v.group}, tag=v.name, keep_state=v.keep_state)
              for v in variants for s in range(n_seeds)]
     trial_results = _execute_with_progress(specs, workers, progress, f"{name}/{preset}")
 
     by_variant = {v.name: [r for r in trial_results if r["tag"] == v.name] for v in variants}
+    states = {}  # trained weights go to extras, never into the JSON
+    for r in trial_results:
+        if "state" in r:
+            states.setdefault(r["tag"], []).append(r.pop("state"))
     results = {
         "experiment": name, "title": getattr(module, "TITLE", name), "preset": preset, "params": params,
         "forced": {k: list(v) if isinstance(v, tuple) else v for k, v in forced.items()},
@@ -199,7 +205,7 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
                               "aggregate": aggregate(by_variant[v.name])} for v in variants},
         "trials": [{"variant": r.pop("tag"), **r} for r in trial_results],
     }
-    ctx = Context(name, preset, device, out_dir, exp_logdir, n_seeds)
+    ctx = Context(name, preset, device, out_dir, exp_logdir, n_seeds, states)
     results["extras"] = module.extras(params, ctx) if hasattr(module, "extras") else {}
     results["claims"] = [c.to_dict() for c in module.claims(results)]
     results["wall_time"] = time.perf_counter() - started

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .config import TrialConfig
 from .data import Dataset, DataError
-from .nets import activation_layers, build_model, weighted_layers
+from .nets import build_model, weighted_layers
 from .optim import l1_penalty, l1_proximal_step, make_optimizer, make_scheduler, split_decay_groups
 from .probes import ActivationProbe, GradNormProbe
 
@@ -52,11 +52,13 @@ def seeded_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
     return torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 7919)
 
 
-def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None) -> dict:
+def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None,
+          keep_state: bool = False) -> dict:
     """Train one network; returns config, history, per-step batch losses, summary and status.
 
     ``writer`` (a repro.tb.TrialWriter) receives every evaluation point; ``progress`` is called
-    with the number of steps done since its last call."""
+    with the number of steps done since its last call; ``keep_state`` adds the trained weights
+    (a CPU state_dict) as ``result["state"]`` for experiments that inspect them."""
     started = time.perf_counter()
     data = _subset(data, cfg)
     device = data.x_train.device
@@ -123,6 +125,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at),
         "wall_time": time.perf_counter() - started,
     }
+    if keep_state:
+        result["state"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if writer is not None:
         writer.log_final(result)
     return result
