@@ -103,7 +103,7 @@ def claims(results: dict) -> list[Claim]:
         is_true("ReLU + He is the best of the four course variants (margin over the next best)",
                 acc["relu + he"] > best_other, acc["relu + he"] - best_other),
         at_least("sigmoid + Xavier: first/last gradient ratio shrinks >= 10x per 5 added layers (worst)",
-                 min(shrink), 10.0),
+                 min(shrink, default=float("nan")), 10.0, "needs two or more depths"),
         between("ReLU + He: first/last gradient ratio stays in [0.1, 10] at every depth (worst)",
                 worst_relu, 0.1, 10.0),
         at_most("sigmoid' peaks at x = 0 (|argmax|, by autograd)", abs(e["sigmoid_derivative_peak_x"]), 1e-9),
