@@ -28,20 +28,25 @@ def make_optimizer(model: nn.Module, cfg: TrialConfig) -> torch.optim.Optimizer:
     decay, no_decay = split_decay_groups(model)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    return build_optimizer(groups, cfg)
+
+
+def build_optimizer(params, cfg: TrialConfig) -> torch.optim.Optimizer:
+    """cfg's optimiser over ``params`` (tensors or parameter groups): the one name -> torch.optim map."""
     eps = {} if cfg.eps is None else {"eps": cfg.eps}
     name, lr = cfg.optimizer, cfg.lr
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr)
+        return torch.optim.SGD(params, lr=lr)
     if name == "momentum":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
     if name == "nesterov":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=True)
     if name == "adagrad":
-        return torch.optim.Adagrad(groups, lr=lr, **eps)
+        return torch.optim.Adagrad(params, lr=lr, **eps)
     if name == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=lr, alpha=cfg.alpha, **eps)
+        return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, **eps)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, **eps)
+        return torch.optim.Adam(params, lr=lr, **eps)
     raise ValueError(f"unknown optimizer '{name}'")
 
 
