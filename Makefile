@@ -11,7 +11,7 @@ RUN_ARGS := --preset $(PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)
 EXPERIMENTS := vanishing
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data test test-full tensorboard clean $(addprefix exp-,$(EXPERIMENTS))
+.PHONY: setup data test test-full tensorboard report exp-all clean $(addprefix exp-,$(EXPERIMENTS))
 
 setup: $(STAMP) data
 
@@ -28,15 +28,32 @@ data: $(STAMP)
 $(addprefix exp-,$(EXPERIMENTS)): exp-%: setup
 	$(PY) -m repro run $* $(RUN_ARGS)
 
+# Every experiment's preset (full unless PRESET says otherwise), one at a time, then the report.
+# An experiment that crashes does not stop the others; make still fails at the end, naming it.
+exp-all: setup
+	@failed=""; for e in $(EXPERIMENTS); do \
+		echo "== $$e ($(PRESET))"; \
+		$(PY) -m repro run $$e $(RUN_ARGS) || failed="$$failed $$e"; \
+	done; \
+	$(PY) -m repro report --preset $(PRESET); \
+	if [ -n "$$failed" ]; then echo "make exp-all: failed:$$failed" >&2; exit 1; fi
+
+# reports/REPORT.md from the results on disk (never trains): each experiment's newest results,
+# or the preset named with PRESET=...
+report: $(STAMP)
+	$(PY) -m repro report $(if $(filter command line environment,$(origin PRESET)),--preset $(PRESET))
+
 test: setup
 	$(PY) -m pytest -q
 
 test-full: setup
 	$(PY) -m pytest -q -m slow
 
+# Local only: binds 127.0.0.1, never all interfaces. TB_PORT=6007 if 6006 is taken.
+TB_PORT ?= 6006
 tensorboard: setup
-	@echo "TensorBoard at http://127.0.0.1:6006/ (Ctrl-C to stop)"
-	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1 --port 6006
+	@echo "TensorBoard at http://127.0.0.1:$(TB_PORT)/ (Ctrl-C to stop); open CUSTOM SCALARS for each experiment's story"
+	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1 --port $(TB_PORT)
 
 clean:
 	rm -rf runs results reports .pytest_cache

@@ -1,4 +1,4 @@
-"""`python -m repro ...`: list experiments, run one, train a single trial, fetch data.
+"""`python -m repro ...`: list experiments, run one, train a single trial, write the report, fetch data.
 
 Every user mistake ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -29,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one MLP from config keys; prints its final metrics as JSON")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default: 0)")
     _common(train)
+
+    report = sub.add_parser("report", help="results JSON -> reports/REPORT.md and figures (never re-trains)")
+    report.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results)")
+    report.add_argument("--out", type=Path, default=Path("reports"),
+                        help="where REPORT.md and figures/ go (default: reports)")
+    report.add_argument("--preset", default=None,
+                        help="report this preset of every experiment (default: each experiment's newest results)")
 
     data = sub.add_parser("data", help="fetch and verify a dataset into $REPRO_DATA (default ~/.cache/dl-repro)")
     data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist (default: mnist)")
@@ -77,6 +84,20 @@ def cmd_train(args) -> None:
                       "wall_time": round(result["wall_time"], 3), "logdir": spec.logdir}))
 
 
+def cmd_report(args) -> None:
+    from .config import ConfigError
+    from .report import build_report
+    try:
+        summary = build_report(args.results, args.out, args.preset)
+    except OSError as err:
+        raise ConfigError(f"cannot write the report to {args.out} ({err.strerror})") from None
+    failing = summary.failing
+    print(f"{summary.path}: {len(summary.run)} of {len(summary.entries)} experiments run; "
+          f"{len(summary.claims) - len(failing)} of {len(summary.claims)} claims hold")
+    for name, claim in failing:
+        print(f"  [FAILS] {name}: {claim['statement']}")
+
+
 def cmd_data(args) -> None:
     from .data import ensure, verify
     folder = ensure(args.dataset, log=lambda m: print(m, file=sys.stderr))
@@ -88,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     args = _parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "data": cmd_data}
+    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "report": cmd_report, "data": cmd_data}
     try:
         handlers[args.command](args)
     except (ConfigError, DataError) as err:

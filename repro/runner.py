@@ -210,10 +210,12 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     results["claims"] = [c.to_dict() for c in module.claims(results)]
     results["wall_time"] = time.perf_counter() - started
     for v in variants:
-        tb.write_mean_run(exp_logdir / tb.safe_name(v.name) / "mean", v.name, by_variant[v.name])
+        tb.write_mean_run(exp_logdir / tb.safe_name(v.name) / "mean", v.name, by_variant[v.name], name)
     tb.write_layout(exp_logdir, name, [v.name for v in variants])
     results["path"] = str(out_dir / f"{preset}.json")
     write_json(out_dir / f"{preset}.json", results)
+    from .report import log_overview  # matplotlib is imported only once the results are safe on disk
+    log_overview(results, exp_logdir)
     return results
 
 
@@ -246,15 +248,21 @@ def format_stats(s: dict, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} (n={s['n']})"
 
 
+def format_measured(aggregate: dict, metric: str) -> str:
+    """A variant's metric as printed in tables: mean ± sd (n), with the count of diverged seeds."""
+    measured = format_stats(aggregate[metric], 4 if "loss" in metric else 3)
+    if aggregate.get("diverged"):
+        measured += f", {aggregate['diverged']} diverged"
+    return measured
+
+
 def summary_table(results: dict) -> str:
     """The printed table: each variant's metric beside its reference, then every claim's verdict."""
     rows = [("group", "variant", "metric", "measured mean ± sd (n)", "reference")]
     for name, v in results["variants"].items():
         metric = v["metric"]
         ref = Reference(**v["reference"]).text() if v["reference"] else "-"
-        measured = format_stats(v["aggregate"][metric], 4 if "loss" in metric else 3)
-        if v["aggregate"]["diverged"]:
-            measured += f", {v['aggregate']['diverged']} diverged"
+        measured = format_measured(v["aggregate"], metric)
         rows.append((v["group"], name, metric, measured, ref))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

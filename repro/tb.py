@@ -69,6 +69,7 @@ class TrialWriter:
         hp = {k: _hparam_value(v) for k, v in {**result["config"], **self.hparams}.items()}
         metrics = {tag: float(result["summary"][key]) for key, tag in HPARAM_METRICS.items()}
         hp["status"] = result["status"]
+        hp["seed"] = result["seed"]  # one row per trial in the hparams table, seeds told apart
         for summary in hparams_summary(hp, metrics):
             self.writer.file_writer.add_summary(summary)
         step = result["config"]["iters"]
@@ -87,7 +88,13 @@ def _hparam_value(value):
     return value
 
 
-def write_mean_run(path: Path, variant: str, trials: list[dict]) -> None:
+def mean_tag(experiment: str, tag: str) -> str:
+    """Tags of the `mean` runs start with the experiment's name: a custom-scalars chart selects tags,
+    not runs, so this keeps one experiment's charts free of every other experiment's runs."""
+    return f"{experiment}/{tag}" if experiment else tag
+
+
+def write_mean_run(path: Path, variant: str, trials: list[dict], experiment: str = "") -> None:
     """Mean, min and max across seeds of the main curves, and the mean gradient flow of the variant."""
     ok = [t for t in trials if t["status"] == "ok"]
     if not ok:
@@ -99,23 +106,24 @@ def write_mean_run(path: Path, variant: str, trials: list[dict]) -> None:
         for field in AGGREGATED:
             values = np.array([p[field] for p in points])
             base = POINT_TAGS[field]
-            writer.add_scalar(f"{base}/mean", values.mean(), step)
-            writer.add_scalar(f"{base}/min", values.min(), step)
-            writer.add_scalar(f"{base}/max", values.max(), step)
+            writer.add_scalar(mean_tag(experiment, f"{base}/mean"), values.mean(), step)
+            writer.add_scalar(mean_tag(experiment, f"{base}/min"), values.min(), step)
+            writer.add_scalar(mean_tag(experiment, f"{base}/max"), values.max(), step)
         for layer in ok[0]["layers"]:
-            writer.add_scalar(f"grad_flow/{safe_name(variant)}/{layer}",
+            writer.add_scalar(mean_tag(experiment, f"grad_flow/{safe_name(variant)}/{layer}"),
                               float(np.mean([p["grad_norm"][layer] for p in points])), step)
     writer.close()
 
 
 def write_layout(path: Path, experiment: str, variants: list[str]) -> None:
     """Custom-scalars layout: one gradient-flow chart per variant, margin charts across seeds."""
-    flow = {v: ["Multiline", [rf"^grad_flow/{re.escape(safe_name(v))}/"]] for v in variants}
+    flow = {v: ["Multiline", ["^" + re.escape(mean_tag(experiment, f"grad_flow/{safe_name(v)}/"))]]
+            for v in variants}
     margins = {f"{POINT_TAGS[f]} (mean, min-max over seeds)":
-               ["Margin", [f"{POINT_TAGS[f]}/mean", f"{POINT_TAGS[f]}/min", f"{POINT_TAGS[f]}/max"]]
+               ["Margin", [mean_tag(experiment, f"{POINT_TAGS[f]}/{stat}") for stat in ("mean", "min", "max")]]
                for f in AGGREGATED}
-    layout = {f"{experiment}: gradient flow (per-layer gradient norm, mean over seeds)": flow,
-              f"{experiment}: across seeds": margins}
+    layout = {f"{experiment}: accuracy and loss across seeds (one line per variant)": margins,
+              f"{experiment}: gradient flow (per-layer gradient norm, mean over seeds)": flow}
     writer = SummaryWriter(str(path))
     writer.add_custom_scalars(layout)
     writer.close()

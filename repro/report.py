@@ -1,0 +1,488 @@
+"""Results JSON -> reports/REPORT.md and PNG figures under reports/figures/; never re-trains.
+
+Every experiment (``repro.runner.experiment_names()``, plus any other folder under results/) gets
+a section built from one results file: the preset asked for, or else its newest. A section opens
+with the claims' verdict (failing claims in red, and counted again at the top of the report),
+then the setup, a table of reference beside measured mean ± sd (n seeds) with the difference and
+a verdict, every claim with its measured value, and the figures: accuracy and loss curves with a
+band across seeds, the gradient flow (gradient norm per layer, one line per variant, log scale),
+then the figures the experiment wrote itself. Experiments without results are listed as not run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from . import figures, tb
+from .config import FIELDS
+from .runner import Reference, experiment_names, format_measured
+
+FAILS = '<span style="color:#d00000">❌ <b>FAILS</b></span>'
+HOLDS = "✅ holds"
+# Shown in the setup line even at their default values: what a reader needs to picture the run.
+SETUP_KEYS = ("dataset", "model", "widths", "activation", "init", "optimizer", "lr", "batch_size", "iters")
+
+
+@dataclass
+class Entry:
+    """One experiment in the report: its results, or why there are none."""
+    name: str
+    results: dict | None = None
+    path: Path | None = None
+    problem: str = ""                              # "not run", or why the file could not be read
+    other_presets: list[str] = field(default_factory=list)
+
+    def failing(self) -> list[dict]:
+        return [c for c in (self.results or {}).get("claims", []) if not c["holds"]]
+
+
+@dataclass
+class Summary:
+    path: Path
+    entries: list[Entry]
+
+    @property
+    def run(self) -> list[Entry]:
+        return [e for e in self.entries if e.results is not None]
+
+    @property
+    def claims(self) -> list[dict]:
+        return [c for e in self.run for c in e.results.get("claims", [])]
+
+    @property
+    def failing(self) -> list[tuple[str, dict]]:
+        return [(e.name, c) for e in self.run for c in e.failing()]
+
+
+# ---- reading results ----
+
+def load_entries(results_dir: Path, preset: str | None = None) -> list[Entry]:
+    """One entry per experiment: the ``preset`` results file, or the newest one when none is asked for."""
+    results_dir = Path(results_dir)
+    found = {d.name for d in results_dir.iterdir() if d.is_dir() and any(d.glob("*.json"))} \
+        if results_dir.is_dir() else set()
+    entries = []
+    for name in sorted(set(experiment_names()) | found):
+        files = sorted((results_dir / name).glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+        chosen = [f for f in files if f.stem == preset] if preset else files[:1]
+        entry = Entry(name, other_presets=[f.stem for f in files if f not in chosen])
+        if not chosen:
+            entry.problem = f"not run (preset {preset})" if preset else "not run"
+        else:
+            entry.path = chosen[0]
+            try:
+                entry.results = json.loads(entry.path.read_text())
+            except (OSError, ValueError) as err:
+                entry.problem = f"unreadable results file {entry.path}: {err}"
+        entries.append(entry)
+    return entries
+
+
+def trials_of(results: dict, variant: str, finished: bool = False) -> list[dict]:
+    return [t for t in results["trials"] if t["variant"] == variant and (t["status"] == "ok" or not finished)]
+
+
+def seed_curve(results: dict, variant: str, point_field: str):
+    """Steps and the mean, min and max across finished seeds of one history field; None under 2 points."""
+    histories = [t["history"] for t in trials_of(results, variant, finished=True)]
+    n = min((len(h) for h in histories), default=0)
+    if n < 2:
+        return None
+    values = np.array([[p[point_field] for p in h[:n]] for h in histories], dtype=float)
+    steps = np.array([p["step"] for p in histories[0][:n]])
+    return steps, values.mean(0), values.min(0), values.max(0)
+
+
+def gradient_flow(results: dict, variant: str) -> dict | None:
+    """Weight-gradient norm per layer (network order) over the first evaluation interval: geometric
+    mean, min and max across seeds. The start of training is where the initialisation and the
+    activation decide how much gradient reaches the lower layers."""
+    trials = [t for t in trials_of(results, variant) if t["history"] and "grad_norm" in t["history"][0]]
+    if not trials:
+        return None
+    layers = trials[0]["layers"]
+    norms = np.array([[t["history"][0]["grad_norm"][layer] for layer in layers] for t in trials], dtype=float)
+    with np.errstate(divide="ignore"):
+        geometric = np.exp(np.log(norms).mean(0))
+    return {"layers": layers, "steps": trials[0]["history"][0]["step"], "n": len(trials),
+            "mean": geometric, "min": norms.min(0), "max": norms.max(0)}
+
+
+def compare(reference: dict, stats: dict | None) -> tuple[float | None, str]:
+    """Measured mean against a reference range: (mean minus the nearest end of the range, verdict)."""
+    if not stats or stats.get("n", 0) == 0 or stats["mean"] is None:
+        return None, "no value (diverged)" if stats else "not measured"
+    low, high, mean = reference["low"], reference["high"], stats["mean"]
+    if low <= mean <= high:
+        return 0.0, "✓ within reference"
+    difference = mean - (high if mean > high else low)
+    side = "above" if difference > 0 else "below"
+    if stats["min"] <= high and stats["max"] >= low:
+        return difference, f"≈ mean {side}, seed range overlaps"
+    return difference, f"✗ {side} reference"
+
+
+# ---- formatting ----
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _number(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return str(x)
+    return f"{x:.4g}"
+
+
+def _difference(difference: float | None, reference: dict) -> str:
+    if difference is None:
+        return "-"
+    if difference == 0:
+        return "0"
+    middle = (reference["low"] + reference["high"]) / 2
+    relative = f" ({difference / middle:+.0%})" if middle else ""
+    return f"{difference:+.3g}{relative}"
+
+
+def _value(value) -> str:
+    if isinstance(value, list):
+        if len(value) > 2 and len(set(value)) == 1:
+            return f"{value[0]}×{len(value)}"
+        return "-".join(map(str, value)) or "none"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def claims_verdict(entry: Entry) -> str:
+    claims = entry.results.get("claims", [])
+    failing = entry.failing()
+    if failing:
+        return f"{FAILS} **{len(failing)} of {len(claims)} claims fail**"
+    return f"✅ **all {len(claims)} claims hold**" if claims else "no claims"
+
+
+def split_config(results: dict) -> tuple[dict, list[str]]:
+    """Config values every variant shares, and the keys whose values differ between variants."""
+    configs = [v["config"] for v in results["variants"].values()]
+    keys = list(configs[0]) if configs else []
+    varying = [k for k in keys if any(c.get(k) != configs[0].get(k) for c in configs)]
+    shared = {k: configs[0][k] for k in keys if k not in varying}
+    return shared, varying
+
+
+def _setup(entry: Entry) -> list[str]:
+    r = entry.results
+    env = r.get("env", {})
+    shared, varying = split_config(r)
+    shown = {k: v for k, v in shared.items()
+             if k in SETUP_KEYS or k not in FIELDS or _value(v) != _value(FIELDS[k].default)}
+    params = {k: v for k, v in r.get("params", {}).items() if k != "seeds"}
+    text = (f"**Setup.** {len(r['trials'])} trials ({len(r['variants'])} variants × {r.get('seeds')} seeds) "
+            f"in {r.get('wall_time', float('nan')):.0f} s on {env.get('device')} ({env.get('device_name')}, "
+            f"{env.get('workers')} workers), torch {env.get('torch')}, git {env.get('git_commit')}.")
+    if params:
+        text += " Parameters: " + ", ".join(f"{k}={_value(v)}" for k, v in params.items()) + "."
+    if r.get("forced"):
+        text += " Overridden with --set: " + ", ".join(f"{k}={_value(v)}" for k, v in r["forced"].items()) + "."
+    if shown:
+        text += " Every variant: " + ", ".join(f"{k}={_value(v)}" for k, v in shown.items()) + "."
+    if varying:
+        text += " Varies between variants: " + ", ".join(varying) + " (see *Variant configurations*)."
+    return [text]
+
+
+def results_table(results: dict) -> list[str]:
+    """Each variant's reference beside its measured mean ± sd (n), with the difference and a verdict."""
+    rows = []
+    for name, v in results["variants"].items():
+        ref = v.get("reference")
+        metric = ref["metric"] if ref else v["metric"]
+        stats = v["aggregate"].get(metric)
+        measured = format_measured(v["aggregate"], metric) if stats else "not measured"
+        if ref:
+            difference, verdict = compare(ref, stats)
+            ref_text = Reference(**ref).text() + (f"; {ref['note']}" if ref.get("note") else "")
+            rows.append([v["group"], name, metric, ref_text, measured, _difference(difference, ref), verdict])
+        else:
+            rows.append([v["group"], name, metric, "-", measured, "-", "no reference"])
+    header = ["group", "variant", "metric", "reference", "measured mean ± sd (n seeds)",
+              "difference (to nearest end of range)", "verdict"]
+    return _table(header, rows)
+
+
+def claims_table(results: dict) -> list[str]:
+    rows = [[HOLDS if c["holds"] else FAILS, c["statement"], _number(c["measured"]), c["bound"],
+             c.get("detail", "")] for c in results.get("claims", [])]
+    return _table(["verdict", "claim", "measured", "bound", "detail"], rows) if rows else ["No claims."]
+
+
+def _details(results: dict) -> list[str]:
+    _, varying = split_config(results)
+    rows = [[v["group"], name] + [_value(v["config"].get(k)) for k in varying]
+            for name, v in results["variants"].items()]
+    lines = ["<details><summary>Variant configurations and other measurements</summary>", ""]
+    lines += _table(["group", "variant"] + varying, rows)
+    scalars = {k: v for k, v in results.get("extras", {}).items() if isinstance(v, (int, float, str, bool))}
+    if scalars:
+        lines += ["", "Other measurements: " + ", ".join(f"`{k}` = {_number(v) if not isinstance(v, str) else v}"
+                                                         for k, v in scalars.items())]
+    return lines + ["", "</details>"]
+
+
+# ---- figures ----
+
+def _groups(results: dict) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for name, v in results["variants"].items():
+        groups.setdefault(v["group"] or "all variants", []).append(name)
+    return groups
+
+
+def _colours(n: int) -> list:
+    cmap = figures.plt.get_cmap("tab10" if n <= 10 else "viridis")
+    return [cmap(i) if n <= 10 else cmap(i / max(n - 1, 1)) for i in range(n)]
+
+
+def _legend(ax, handles: list, labels: list[str]) -> None:
+    ax.axis("off")
+    if handles:
+        ax.legend(handles, labels, loc="center left", fontsize=7, frameon=False, ncol=1 if len(labels) <= 14 else 2)
+
+
+def curves_figure(results: dict):
+    """Per group: accuracy and loss against steps, mean over seeds with a min-max band; test solid,
+    train dashed. None when no variant has two evaluation points."""
+    rows = []
+    for group, names in _groups(results).items():
+        data = {n: {f: seed_curve(results, n, f) for f in tb.AGGREGATED} for n in names}
+        if any(d["accuracy_test"] is not None for d in data.values()):
+            rows.append((group, names, data))
+    if not rows:
+        return None
+    fig, axes = figures.new(len(rows), 3, size=(4.2, 3.0), gridspec_kw={"width_ratios": [1, 1, 0.75]})
+    for (group, names, data), (ax_acc, ax_loss, ax_legend) in zip(rows, axes):
+        handles, labels = [], []
+        for name, colour in zip(names, _colours(len(names))):
+            line = None
+            for ax, test, train in ((ax_acc, "accuracy_test", "accuracy_train"), (ax_loss, "loss_test", "loss_train")):
+                if data[name][test] is None:
+                    continue
+                steps, mean, low, high = data[name][test]
+                (line,) = ax.plot(steps, mean, color=colour, lw=1.5)
+                ax.fill_between(steps, low, high, color=colour, alpha=0.2, lw=0)
+                if data[name][train] is not None:
+                    ax.plot(data[name][train][0], data[name][train][1], color=colour, lw=1, ls="--")
+            diverged = results["variants"][name]["aggregate"].get("diverged", 0)
+            if line is not None or diverged:
+                handles.append(line or Line2D([], [], color=colour, ls=":"))
+                labels.append(name + (f" ({diverged} diverged)" if diverged else ""))
+        ax_acc.set(title=f"{group}: accuracy", xlabel="step", ylabel="accuracy")
+        ax_loss.set(title=f"{group}: loss", xlabel="step", ylabel="cross-entropy")
+        losses = [v for d in data.values() for f in ("loss_test", "loss_train") if d[f] is not None for v in d[f][1]]
+        if losses and min(losses) > 0 and max(losses) / min(losses) > 50:
+            ax_loss.set_yscale("log")
+        for ax in (ax_acc, ax_loss):
+            ax.grid(alpha=0.3)
+        handles += [Line2D([], [], color="k", lw=1.5), Line2D([], [], color="k", lw=1, ls="--")]
+        labels += ["test (band: min-max over seeds)", "train"]
+        _legend(ax_legend, handles, labels)
+    return fig
+
+
+def gradient_flow_figure(results: dict):
+    """Per group: the weight-gradient norm of every layer, input to output, one line per variant."""
+    rows = []
+    for group, names in _groups(results).items():
+        flows = {n: gradient_flow(results, n) for n in names}
+        if any(f is not None for f in flows.values()):
+            rows.append((group, names, flows))
+    if not rows:
+        return None
+    fig, axes = figures.new(len(rows), 2, size=(5.2, 3.2), gridspec_kw={"width_ratios": [1, 0.6]})
+    for (group, names, flows), (ax, ax_legend) in zip(rows, axes):
+        handles, labels, windows = [], [], set()
+        longest = max((f["layers"] for f in flows.values() if f), key=len)
+        for name, colour in zip(names, _colours(len(names))):
+            flow = flows[name]
+            if flow is None:
+                continue
+            x = np.arange(1, len(flow["layers"]) + 1)
+            shown = flow["mean"] > 0  # a zero norm (e.g. zero init) has no place on a log axis
+            (line,) = ax.plot(x[shown], flow["mean"][shown], marker="o", ms=3, color=colour, lw=1.5)
+            ax.fill_between(x[shown], flow["min"][shown], flow["max"][shown], color=colour, alpha=0.15, lw=0)
+            handles.append(line)
+            labels.append(name)
+            windows.add(flow["steps"])
+        ax.set_yscale("log")
+        every = max(1, math.ceil(len(longest) / 12))
+        ax.set_xticks(range(1, len(longest) + 1, every), longest[::every], rotation=45 if every == 1 and
+                      len(longest) > 6 else 0, fontsize=8)
+        window = f"first {windows.pop()} steps" if len(windows) == 1 else "first evaluation interval"
+        ax.set(title=f"{group}: gradient flow", xlabel="layer (input → output)",
+               ylabel=f"‖∂L/∂W‖, mean over {window}")
+        ax.grid(alpha=0.3, which="both")
+        _legend(ax_legend, handles, labels)
+    return fig
+
+
+def log_overview(results: dict, logdir: Path) -> None:
+    """The report's standard figures as TensorBoard images in the experiment's figures run, where a
+    chart with layers on the x axis (which scalars cannot draw) sits beside the experiment's own."""
+    for tag, build in (("overview/curves", curves_figure), ("overview/gradient_flow", gradient_flow_figure)):
+        fig = build(results)
+        if fig is not None:
+            fig.tight_layout()
+            tb.log_figure(Path(logdir) / "figures", tag, fig)
+
+
+def _own_figures(entry: Entry, out: Path, results_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """Copy the PNGs an experiment listed in extras["figures"]: (title, file name) pairs and missing paths."""
+    listed = entry.results.get("extras", {}).get("figures", {}) or {}
+    if isinstance(listed, list):
+        listed = {Path(p).stem: p for p in listed}
+    copied, missing = [], []
+    for title, path in listed.items():
+        # A path as written at run time, or the same file name in this --results folder.
+        source = next((p for p in (Path(path), results_dir / entry.name / Path(path).name) if p.is_file()), None)
+        if source is None:
+            missing.append(str(path))
+            continue
+        target = f"{entry.name}-{source.name}"
+        shutil.copyfile(source, out / "figures" / target)
+        copied.append((title, target))
+    return copied, missing
+
+
+CURVES_CAPTION = ("Accuracy (left) and cross-entropy (right) against training steps, one row per group: "
+                  "the line is the mean over seeds, the band spans the lowest to the highest seed; "
+                  "solid = test set, dashed = training set.")
+FLOW_CAPTION = ("Gradient flow: the norm of each layer's weight gradient at the start of training, input "
+                "layer on the left, output layer on the right, log scale (geometric mean over seeds; band: "
+                "min-max). A line that falls steeply to the left means the gradient vanishes on its way "
+                "down: the lower layers barely learn. A flat line means every layer gets a similar share.")
+
+
+def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
+    lines = []
+    for suffix, build, alt, caption in (("curves", curves_figure, "accuracy and loss", CURVES_CAPTION),
+                                        ("gradient-flow", gradient_flow_figure, "gradient flow", FLOW_CAPTION)):
+        fig = build(entry.results)
+        if fig is None:
+            continue
+        target = f"{entry.name}-{suffix}.png"
+        figures.save(fig, out / "figures" / target)
+        written.add(target)
+        lines += [f"![{entry.name}: {alt}](figures/{target})", "", f"*{caption}*", ""]
+    copied, missing = _own_figures(entry, out, results_dir)
+    for title, target in copied:
+        written.add(target)
+        lines += [f"![{entry.name}: {title}](figures/{target})", "", f"*{title}*", ""]
+    for path in missing:
+        lines += [f"Figure missing: `{path}` (listed by the experiment but not found; re-run it).", ""]
+    return lines
+
+
+# ---- the report ----
+
+def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
+    r = entry.results
+    lines = [f'<a id="{entry.name}"></a>', "", f"## {entry.name}: {r.get('title', entry.name)}", "",
+             f"{claims_verdict(entry)} · preset `{r['preset']}` · {r.get('seeds')} seeds · `{entry.path}`"]
+    if entry.other_presets:
+        lines[-1] += " · also run: " + ", ".join(f"`{p}`" for p in entry.other_presets)
+    lines.append("")
+    for c in entry.failing():
+        lines += [f"- {FAILS} {_cell(c['statement'])}: measured {_number(c['measured'])}, needs {c['bound']}"]
+    if entry.failing():
+        lines.append("")
+    if r["preset"] != "full":
+        lines += [f"> Preset `{r['preset']}` is shortened; the references describe the full setup, so "
+                  "differences from them are expected here.", ""]
+    lines += _setup(entry) + [""]
+    lines += results_table(r) + ["", "**Claims**", ""] + claims_table(r) + [""]
+    lines += _figures(entry, out, results_dir, written)
+    lines += _details(r) + [""]
+    return lines
+
+
+def _overview(entries: list[Entry]) -> list[str]:
+    rows = []
+    for e in entries:
+        if e.results is None:
+            hint = f"`python -m repro run {e.name}`" if e.problem.startswith("not run") else ""
+            rows.append([e.name, "-", "-", "-", f"{e.problem} {hint}".strip(), "-"])
+            continue
+        r = e.results
+        claims = r.get("claims", [])
+        verdict = (f"{FAILS} {len(e.failing())} of {len(claims)}" if e.failing()
+                   else f"✅ {len(claims)} of {len(claims)} hold")
+        rows.append([f"[{e.name}](#{e.name})", r.get("title", ""), r["preset"], r.get("seeds"), verdict,
+                     f"{r.get('wall_time', float('nan')):.0f} s"])
+    return _table(["experiment", "phenomenon", "preset", "seeds", "claims", "runtime"], rows)
+
+
+HOW_TO_READ = (
+    "How to read this report: each section starts with its claims' verdict, then the setup, then a "
+    "table of every variant's reference figure (book or course) beside our mean ± sd over n seeds, "
+    "with the difference to the nearest end of the reference range and a verdict (✓ within, ≈ the "
+    "seeds' range overlaps the reference, ✗ outside). The first figure shows learning (accuracy and "
+    "loss with a band across seeds); the second is the gradient flow (each layer's gradient norm, "
+    "input to output, log scale: a line falling steeply to the left is a vanishing gradient).")
+
+
+def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"),
+                 preset: str | None = None) -> Summary:
+    """Write out/REPORT.md and out/figures/*.png from the results files alone."""
+    results_dir, out = Path(results_dir), Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    entries = load_entries(results_dir, preset)
+    summary = Summary(out / "REPORT.md", entries)
+    written: set[str] = set()
+    body = []
+    for entry in summary.run:
+        try:
+            body += _section(entry, out, results_dir, written)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            # One malformed or outdated results file must not hide every other experiment.
+            entry.problem = f"could not be reported ({type(err).__name__}: {err})"
+            body += [f"## {entry.name}", "", f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
+    claims, failing = summary.claims, summary.failing
+    not_run = [e.name for e in entries if e.results is None]
+    head = [f"**{len(summary.run)} of {len(entries)} experiments run** · "]
+    if failing:
+        head[0] += (f"{FAILS} **{len(failing)} of {len(claims)} claims fail** ("
+                    + ", ".join(sorted({name for name, _ in failing})) + ")")
+    else:
+        head[0] += f"✅ **all {len(claims)} claims hold**"
+    broken = [e for e in entries if e.results is not None and e.problem]
+    if broken:
+        head[0] += f" · {FAILS} {len(broken)} results file(s) could not be reported"
+    if not_run:
+        head.append(f"Not run: {', '.join(not_run)} (`python -m repro run <name>`, or `make exp-all`).")
+    lines = ["# dl-repro report", "",
+             f"Built by `python -m repro report` from `{results_dir}/` on {time.strftime('%Y-%m-%d %H:%M')}; "
+             "nothing is re-trained to draw it.", ""]
+    lines += [h + "\n" for h in head] + _overview(entries) + ["", HOW_TO_READ, ""] + body
+    summary.path.write_text("\n".join(lines).rstrip() + "\n")
+    for stale in (out / "figures").glob("*.png"):
+        if stale.name not in written:
+            stale.unlink()
+    return summary
