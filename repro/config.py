@@ -55,6 +55,7 @@ class TrialConfig:
     eval_every: int = 100             # evaluate train/test accuracy and loss every N steps
     train_eval_size: int = 10000      # train accuracy on the first N training images (all if fewer)
     probe_every: int = 0              # activation statistics every N steps (0: at every evaluation)
+    probe_outputs: bool = False       # also each weighted layer's raw output (before BN) at those points
     hist_every: int = 0               # TensorBoard histograms every N steps (0: never)
     grad_window: int = 100            # first/last gradient ratio is taken over the first N steps
 

@@ -52,13 +52,16 @@ class GradNormProbe:
 class ActivationProbe:
     """Forward hooks on every activation module, recording statistics of its input and output."""
 
-    def __init__(self, model: nn.Module, activation: str):
+    def __init__(self, model: nn.Module, activation: str, layer_outputs: bool = False):
         self.activation = activation
         self.captured: dict[str, dict[str, torch.Tensor]] = {}
         self.outputs: dict[str, torch.Tensor] = {}
+        self.layer_outputs: dict[str, dict[str, torch.Tensor]] = {}
         self.keep_outputs = False
         # Statistics are named after the activation module (act3 follows fc3 or conv3).
         self.handles = [m.register_forward_hook(self._hook(name)) for name, m in activation_layers(model)]
+        if layer_outputs:  # a weighted layer's own output: where BN follows, the input BN normalises
+            self.handles += [m.register_forward_hook(self._output_hook(name)) for name, m in weighted_layers(model)]
 
     def _hook(self, name):
         def hook(module, inputs, output):
@@ -68,6 +71,13 @@ class ActivationProbe:
             self.captured[name] = stats
             if self.keep_outputs:
                 self.outputs[name] = output.detach()
+        return hook
+
+    def _output_hook(self, name):
+        def hook(module, inputs, output):
+            if not module.training:  # only eval-mode passes are ever read; training steps stay free of it
+                out = output.detach().float()
+                self.layer_outputs[name] = {"mean": out.mean(), "std": out.std()}
         return hook
 
     def close(self) -> None:

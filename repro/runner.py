@@ -63,6 +63,7 @@ class Context:
     logdir: Path        # runs/<experiment>/<preset>/
     seeds: int
     states: dict = field(default_factory=dict)   # variant -> [trained state_dict per seed] (keep_state)
+    trials: dict = field(default_factory=dict)   # variant -> [trial result per seed]: histories for figures
 
 
 def experiment_names() -> list[str]:
@@ -205,7 +206,7 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
                               "aggregate": aggregate(by_variant[v.name])} for v in variants},
         "trials": [{"variant": r.pop("tag"), **r} for r in trial_results],
     }
-    ctx = Context(name, preset, device, out_dir, exp_logdir, n_seeds, states)
+    ctx = Context(name, preset, device, out_dir, exp_logdir, n_seeds, states, by_variant)
     results["extras"] = module.extras(params, ctx) if hasattr(module, "extras") else {}
     results["claims"] = [c.to_dict() for c in module.claims(results)]
     results["wall_time"] = time.perf_counter() - started
@@ -268,6 +269,8 @@ def summary_table(results: dict) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
+    for title, table in results.get("extras", {}).get("tables", {}).items():  # extras' own markdown tables
+        lines += [title, "", table, ""]
     n_hold = sum(c["holds"] for c in results["claims"])
     lines.append(f"claims: {n_hold} of {len(results['claims'])} hold")
     for c in results["claims"]:

@@ -48,6 +48,9 @@ class TrialWriter:
         for layer, stats in point["activations"].items():
             for key, tag in ACTIVATION_TAGS.items():
                 w.add_scalar(f"{tag}/{layer}", stats[key], step)
+        for layer, stats in point.get("layer_outputs", {}).items():  # config probe_outputs
+            w.add_scalar(f"out_mean/{layer}", stats["mean"], step)
+            w.add_scalar(f"out_std/{layer}", stats["std"], step)
 
     def log_histograms(self, model: torch.nn.Module, act_probe, probe_x: torch.Tensor, step: int) -> None:
         from .nets import weighted_layers

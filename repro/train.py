@@ -74,7 +74,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
     probe_x = data.x_train[:1000]
     grad_probe = GradNormProbe(model, cfg.iters)
-    act_probe = ActivationProbe(model, cfg.activation)
+    act_probe = ActivationProbe(model, cfg.activation, layer_outputs=cfg.probe_outputs)
     batch_loss = torch.zeros(cfg.iters, device=device)
     history, status, diverged_at = [], "ok", None
     last_eval = 0
@@ -148,9 +148,14 @@ def _evaluation_point(model, cfg, step, lr, interval, grad_rows, layers, train_e
         flat = torch.stack([act_probe.captured[n][k] for n in names for k in keys]).tolist() if names else []
         stats = {n: dict(zip(keys, flat[i * len(keys):(i + 1) * len(keys)])) for i, n in enumerate(names)}
     v = values.tolist()
-    return {"step": step, "lr": lr, "loss_batch": v[0], "loss_train": v[1], "accuracy_train": v[2],
-            "loss_test": v[3], "accuracy_test": v[4],
-            "grad_norm": dict(zip(layers + ["total"], v[5:])), "activations": stats}
+    point = {"step": step, "lr": lr, "loss_batch": v[0], "loss_train": v[1], "accuracy_train": v[2],
+             "loss_test": v[3], "accuracy_test": v[4],
+             "grad_norm": dict(zip(layers + ["total"], v[5:])), "activations": stats}
+    outs = act_probe.layer_outputs if act_probe is not None else {}
+    if outs:
+        o = torch.stack([s[k] for s in outs.values() for k in ("mean", "std")]).tolist()
+        point["layer_outputs"] = {n: {"mean": o[2 * i], "std": o[2 * i + 1]} for i, n in enumerate(outs)}
+    return point
 
 
 def summarize(history: list[dict], batch_loss: list[float], grad_buffer: torch.Tensor,
