@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="trials run in parallel, one process each (default: CPU cores; 1 on CUDA)")
     run.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--resume", action="store_true",
+                     help="keep the trials an interrupted run already finished and train only the rest")
 
     train = sub.add_parser("train", help="train one MLP from config keys; prints its final metrics as JSON")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default: 0)")
@@ -47,6 +49,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key or experiment parameter, e.g. --set lr=0.05 (repeatable)")
     p.add_argument("--logdir", type=Path, default=Path("runs"), help="TensorBoard root (default: runs)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="CUDA: deterministic kernels only (slower; CPU runs are deterministic already)")
 
 
 def cmd_list(args) -> None:
@@ -61,7 +65,8 @@ def cmd_run(args) -> None:
     from .config import parse_sets
     from .runner import run_experiment, summary_table
     results = run_experiment(args.experiment, args.preset, args.seeds, args.device, parse_sets(args.set),
-                             args.logdir, args.results, args.workers, progress=not args.quiet)
+                             args.logdir, args.results, args.workers, progress=not args.quiet,
+                             resume=args.resume)
     print(summary_table(results))
 
 
@@ -105,12 +110,25 @@ def cmd_data(args) -> None:
     print(f"{args.dataset}: 4 files verified in {folder}")
 
 
+def make_deterministic() -> None:
+    """What torch needs for bit-identical CUDA runs. The cost: cuBLAS keeps a fixed workspace and some
+    kernels fall back to slower deterministic versions (torch raises where none exists)."""
+    import os
+
+    import torch
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     args = _parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "report": cmd_report, "data": cmd_data}
     try:
+        if getattr(args, "deterministic", False):
+            make_deterministic()
         handlers[args.command](args)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -55,6 +55,8 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.config.items()}
     cfg = validate(TrialConfig(**values))
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
+    if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
+        shutil.rmtree(spec.logdir, ignore_errors=True)
     writer = TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None
     result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
     result["tag"] = spec.tag
@@ -79,11 +81,18 @@ def execute(specs: Iterable[TrialSpec], workers: int, threads: int = 1,
         return results
     # spawn, not fork: forking a process whose OpenMP pool already started can deadlock
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(specs)), mp_context=context,
-                             initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_trial, spec): i for i, spec in enumerate(specs)}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
+    pool = context.Pool(min(workers, len(specs)), initializer=_init_worker, initargs=(threads,))
+    try:
+        for i, result in pool.imap_unordered(_run_indexed, list(enumerate(specs))):
+            results[i] = result
             if on_done:
-                on_done(results[futures[future]])
+                on_done(result)
+        pool.close()
+    finally:
+        pool.terminate()  # on Ctrl-C or an error: stop the workers now; finished trials are already saved
+        pool.join()
     return results
+
+
+def _run_indexed(item: tuple[int, TrialSpec]) -> tuple[int, dict]:
+    return item[0], run_trial(item[1])

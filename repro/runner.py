@@ -15,6 +15,7 @@ import math
 import os
 import pkgutil
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -168,7 +169,8 @@ def resolve_device(device: str) -> str:
 def run_experiment(name: str, preset: str = "full", seeds: int | None = None, device: str = "auto",
                    sets: dict[str, str] | None = None, logdir: Path = Path("runs"),
                    results_dir: Path = Path("results"), workers: int | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, resume: bool = False) -> dict:
+    """Run (or, with ``resume``, finish) an experiment; returns the results dict it saved."""
     module = load_experiment(name)
     params, forced = resolve(module, preset, sets or {})
     variants = build_variants(module, params, forced)
@@ -178,19 +180,31 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
         raise ConfigError(f"--seeds {n_seeds}: need at least one seed")
     workers = workers or default_workers(device)
     exp_logdir = Path(logdir) / name / preset
-    out_dir = Path(results_dir) / name
+    # Each (experiment, preset) owns its files: results/<exp>/<preset>.json, results/<exp>/<preset>/
+    # (figures, finished trials) and runs/<exp>/<preset>/, so different runs never share a file.
+    out_dir = Path(results_dir) / name / preset
     for folder in (exp_logdir, out_dir):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ConfigError(f"cannot write to {folder} ({err.strerror}); choose another with --logdir/--results")
+            raise ConfigError(f"cannot write to {folder} ({err.strerror or err}); "
+                              f"choose another with --logdir/--results")
+    with TrialStore(out_dir / "trials", f"{name}/{preset}", resume) as store:
+        return _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
+                           exp_logdir, out_dir, store, progress)
 
+
+def _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
+                exp_logdir, out_dir, store, progress) -> dict:
     started = time.perf_counter()
     specs = [TrialSpec(config=v.config.to_dict(), seed=s, device=device,
-                       logdir=str(tb.trial_dir(logdir, name, preset, v.name, s)),
+                       logdir=str(tb.trial_dir(exp_logdir.parent.parent, name, preset, v.name, s)),
                        hparams={"variant": v.name, "group": v.group}, tag=v.name, keep_state=v.keep_state)
              for v in variants for s in range(n_seeds)]
-    trial_results = _execute_with_progress(specs, workers, progress, f"{name}/{preset}")
+    finished = {i: store.load(spec) for i, spec in enumerate(specs)}
+    todo = [spec for i, spec in enumerate(specs) if finished[i] is None]
+    fresh = iter(_execute_with_progress(todo, workers, progress, f"{name}/{preset}", on_done=store.save))
+    trial_results = [finished[i] if finished[i] is not None else next(fresh) for i in range(len(specs))]
 
     by_variant = {v.name: [r for r in trial_results if r["tag"] == v.name] for v in variants}
     states = {}  # trained weights go to extras, never into the JSON
@@ -213,26 +227,97 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     for v in variants:
         tb.write_mean_run(exp_logdir / tb.safe_name(v.name) / "mean", v.name, by_variant[v.name], name)
     tb.write_layout(exp_logdir, name, [v.name for v in variants])
-    results["path"] = str(out_dir / f"{preset}.json")
-    write_json(out_dir / f"{preset}.json", results)
+    results["path"] = str(out_dir.parent / f"{preset}.json")
+    results["resumed_trials"] = len(specs) - len(todo)
+    write_json(out_dir.parent / f"{preset}.json", results)
     from .report import log_overview  # matplotlib is imported only once the results are safe on disk
     log_overview(results, exp_logdir)
     return results
 
 
-def _execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, label: str) -> list[dict]:
+def _execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, label: str,
+                           on_done=None) -> list[dict]:
     from tqdm import tqdm
+    on_done = on_done or (lambda result: None)
     if not progress:
-        return execute(specs, workers)
+        return execute(specs, workers, on_done=on_done)
     if workers <= 1:  # in-process: one bar per trial, advancing with its steps
         results = []
         for spec in specs:
             with tqdm(total=spec.config["iters"], desc=f"{spec.tag} seed{spec.seed}", leave=False,
                       file=sys.stderr) as bar:
-                results += execute([spec], 1, step_progress=bar.update)
+                results += execute([spec], 1, step_progress=bar.update, on_done=on_done)
         return results
     with tqdm(total=len(specs), desc=f"{label} trials ({workers} workers)", file=sys.stderr) as bar:
-        return execute(specs, workers, on_done=lambda r: bar.update(1))
+        return execute(specs, workers, on_done=lambda r: (on_done(r), bar.update(1)))
+
+
+class TrialStore:
+    """Finished trials saved one file each, the moment they finish, under a key of (config, seed).
+
+    Also the run's lock: one run per (experiment, preset) at a time; a second one is refused."""
+
+    def __init__(self, folder: Path, label: str, resume: bool):
+        self.folder, self.label, self.resume = Path(folder), label, resume
+        self.lock = self.folder.parent / "run.lock"
+
+    def __enter__(self):
+        try:
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = self.lock.read_text().strip() or "?"
+            if _process_alive(holder):
+                raise ConfigError(f"another run of {self.label} is in progress (pid {holder}); wait for it to "
+                                  f"finish, or run another preset") from None
+            self.lock.unlink(missing_ok=True)  # left by a run that was killed: stale
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        if not self.resume and self.folder.exists():
+            shutil.rmtree(self.folder)  # a fresh run starts from nothing; --resume keeps these
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.unlink(missing_ok=True)
+
+    def _path(self, spec: TrialSpec, suffix: str) -> Path:
+        return self.folder / f"{TrialConfig(**_as_fields(spec.config)).key(spec.seed)}{suffix}"
+
+    def load(self, spec: TrialSpec) -> dict | None:
+        path = self._path(spec, ".json")
+        if not self.resume or not path.exists():
+            return None
+        try:
+            result = json.loads(path.read_text())
+            if spec.keep_state:
+                result["state"] = torch.load(self._path(spec, ".pt"), weights_only=True)
+        except (OSError, ValueError, RuntimeError):
+            return None  # unreadable: train it again
+        result["tag"] = spec.tag
+        return result
+
+    def save(self, result: dict) -> None:
+        key = result["key"]
+        if "state" in result:
+            tmp = self.folder / f"{key}.pt.tmp"
+            torch.save(result["state"], tmp)
+            os.replace(tmp, self.folder / f"{key}.pt")
+        write_json(self.folder / f"{key}.json", {k: v for k, v in result.items() if k != "state"})
+
+
+def _as_fields(config: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def _process_alive(pid_text: str) -> bool:
+    try:
+        os.kill(int(pid_text), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ---- reading results: helpers for claims, tables and reports ----
