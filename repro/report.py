@@ -418,6 +418,8 @@ def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> l
                   "differences from them are expected here.", ""]
     lines += _setup(entry) + [""]
     lines += results_table(r) + ["", "**Claims**", ""] + claims_table(r) + [""]
+    for title, table in r.get("extras", {}).get("tables", {}).items():  # tables an experiment made itself
+        lines += [f"**{title}**", "", table, ""]
     lines += _figures(entry, out, results_dir, written)
     lines += _details(r) + [""]
     return lines
@@ -428,7 +430,7 @@ def _overview(entries: list[Entry]) -> list[str]:
     for e in entries:
         if e.results is None:
             hint = f"`python -m repro run {e.name}`" if e.problem.startswith("not run") else ""
-            rows.append([e.name, "-", "-", "-", f"{e.problem} {hint}".strip(), "-"])
+            rows.append([e.name, "-", "-", "-", f"{e.problem}: {hint}" if hint else e.problem, "-"])
             continue
         r = e.results
         claims = r.get("claims", [])

@@ -22,6 +22,8 @@ ACTIVATION_TAGS = {"mean": "act_mean", "std": "act_std", "saturated": "act_satur
 HPARAM_METRICS = {"final_test_acc": "hparams/final_test_acc", "final_test_loss": "hparams/final_test_loss",
                   "grad_ratio_first_last": "hparams/grad_ratio_first_last"}
 AGGREGATED = ("accuracy_test", "loss_test", "accuracy_train", "loss_train")
+# what tells trials apart: TensorBoard's hparams table opens on five columns, these first
+COMPARED_HPARAMS = ("variant", "group", "seed")
 
 
 def trial_dir(logdir: Path, experiment: str, preset: str, variant: str, seed: int) -> Path:
@@ -73,7 +75,8 @@ class TrialWriter:
         metrics = {tag: float(result["summary"][key]) for key, tag in HPARAM_METRICS.items()}
         hp["status"] = result["status"]
         hp["seed"] = result["seed"]  # one row per trial in the hparams table, seeds told apart
-        for summary in hparams_summary(hp, metrics):
+        experiment, *session = hparams_summary(hp, metrics)
+        for summary in (_flag_compared(experiment), *session):
             self.writer.file_writer.add_summary(summary)
         step = result["config"]["iters"]
         for tag, value in metrics.items():
@@ -81,6 +84,18 @@ class TrialWriter:
         if result["status"] == "diverged":
             self.writer.add_text("status", f"diverged at step {result['diverged_at']}", step)
         self.writer.close()
+
+
+def _flag_compared(summary):
+    """Mark COMPARED_HPARAMS as differing in the experiment summary (torch leaves every hparam
+    unmarked, so the table would open on the alphabetically first config keys instead)."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    plugin_data = summary.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in COMPARED_HPARAMS
+    plugin_data.content = data.SerializeToString()
+    return summary
 
 
 def _hparam_value(value):
