@@ -323,7 +323,9 @@ def _process_alive(pid_text: str) -> bool:
 # ---- reading results: helpers for claims, tables and reports ----
 
 def agg(results: dict, variant: str, metric: str = "final_test_acc", stat: str = "mean"):
-    return results["variants"][variant]["aggregate"][metric][stat]
+    """An aggregate across seeds; NaN where no seed has a value (all diverged), so claims fail, not crash."""
+    value = results["variants"][variant]["aggregate"][metric][stat]
+    return float("nan") if value is None else value
 
 
 def format_stats(s: dict, digits: int = 3) -> str:
