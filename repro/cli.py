@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--preset", default=None,
                         help="report this preset of every experiment (default: each experiment's newest results)")
 
+    bench = sub.add_parser("bench", help="where the time goes: engine vs DataLoader vs NumPy, telemetry, cores")
+    bench.add_argument("--steps", type=int, default=500, help="training steps per timing (default: 500)")
+    bench.add_argument("--repeats", type=int, default=5, help="timings per figure; the median is kept (default: 5)")
+    bench.add_argument("--results", type=Path, default=Path("results"), help="writes <results>/bench.json")
+
     data = sub.add_parser("data", help="fetch and verify a dataset into $REPRO_DATA (default ~/.cache/dl-repro)")
     data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist (default: mnist)")
     return p
@@ -103,6 +108,15 @@ def cmd_report(args) -> None:
         print(f"  [FAILS] {name}: {claim['statement']}")
 
 
+def cmd_bench(args) -> None:
+    from .bench import format_report, run
+    from .runner import write_json
+    report = run(args.steps, args.repeats)
+    write_json(args.results / "bench.json", report)
+    print(format_report(report))
+    print(f"written to {args.results / 'bench.json'}")
+
+
 def cmd_data(args) -> None:
     from .data import ensure, verify
     folder = ensure(args.dataset, log=lambda m: print(m, file=sys.stderr))
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     args = _parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "report": cmd_report, "data": cmd_data}
+    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "report": cmd_report, "data": cmd_data, "bench": cmd_bench}
     try:
         if getattr(args, "deterministic", False):
             make_deterministic()

@@ -58,6 +58,7 @@ class TrialConfig:
     probe_outputs: bool = False       # also each weighted layer's raw output (before BN) at those points
     hist_every: int = 0               # TensorBoard histograms every N steps (0: never)
     grad_window: int = 100            # first/last gradient ratio is taken over the first N steps
+    telemetry: bool = True            # per-layer gradient norms and activation statistics (off: bench only)
 
     def key(self, seed: int) -> str:
         """A short stable id for (config, seed): the name a finished trial is saved under."""

@@ -86,7 +86,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
-        grad_probe.record(step)
+        if cfg.telemetry:
+            grad_probe.record(step)
         optimizer.step()
         if cfg.l1 and cfg.l1_mode == "proximal":
             l1_proximal_step(weights, optimizer.param_groups[0]["lr"] * cfg.l1)
@@ -105,7 +106,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
             status, diverged_at = "diverged", last_eval + int((~finite).nonzero()[0, 0]) + 1
             history.append({"step": diverged_at, "diverged": True})
             break
-        probe_due = cfg.probe_every == 0 or done % cfg.probe_every == 0 or done == cfg.iters
+        probe_due = cfg.telemetry and (cfg.probe_every == 0 or done % cfg.probe_every == 0 or done == cfg.iters)
         point = _evaluation_point(model, cfg, done, lr, interval, grad_probe.buffer[last_eval:done],
                                   layers, train_eval, data, act_probe if probe_due else None, probe_x)
         history.append(point)
