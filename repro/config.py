@@ -37,6 +37,7 @@ class TrialConfig:
     init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | default
     batchnorm: bool = False
     bn_affine: bool = True            # train BN's scale and shift (the course did not)
+    bn_eps: float = 1e-5              # added to BN's batch variance: torch's default; the book's is 1e-6
     dropout: float = 0.0              # after each hidden activation (inverted dropout, nn.Dropout)
     input_dropout: float = 0.0        # on the input pixels (the dropout paper's 0.2)
     # optimisation
@@ -139,6 +140,7 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     for name in ("weight_decay", "l1", "momentum", "probe_every", "hist_every"):
         need(getattr(cfg, name) >= 0, f"{name}={getattr(cfg, name)}: must not be negative")
     need(cfg.eps is None or cfg.eps > 0, f"eps={cfg.eps}: must be positive")
+    need(cfg.bn_eps > 0, f"bn_eps={cfg.bn_eps}: must be positive")
     return cfg
 
 

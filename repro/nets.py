@@ -57,7 +57,7 @@ def build_mlp(cfg: TrialConfig, in_features: int = 784, classes: int = 10,
         # With BN the linear bias is redundant (BN's shift replaces it) but kept, as the book does.
         layers[f"fc{k}"] = nn.Linear(width_in, width)
         if cfg.batchnorm:
-            layers[f"bn{k}"] = nn.BatchNorm1d(width, affine=cfg.bn_affine)
+            layers[f"bn{k}"] = nn.BatchNorm1d(width, eps=cfg.bn_eps, affine=cfg.bn_affine)
         layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
         if cfg.dropout:
             layers[f"drop{k}"] = nn.Dropout(cfg.dropout)
