@@ -4,9 +4,9 @@ Every experiment (``repro.runner.experiment_names()``, plus any other folder und
 a section built from one results file: the preset asked for, or else its newest. A section opens
 with the claims' verdict (failing claims in red, and counted again at the top of the report),
 then the setup, a table of reference beside measured mean ± sd (n seeds) with the difference and
-a verdict, every claim with its measured value, and the figures: accuracy and loss curves with a
-band across seeds, the gradient flow (gradient norm per layer, one line per variant, log scale),
-then the figures the experiment wrote itself. Experiments without results are listed as not run.
+a verdict, every claim with its measured value, and the figures: those the experiment drew itself,
+then accuracy and loss curves with a band across seeds and the gradient flow (gradient norm per
+layer, one line per variant, log scale). Experiments without results are listed as not run.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import math
 import shutil
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -115,12 +116,19 @@ def gradient_flow(results: dict, variant: str) -> dict | None:
             "mean": geometric, "min": norms.min(0), "max": norms.max(0)}
 
 
+def printed_precision(*values: float) -> float:
+    """Half a unit in the last decimal a reference was written with: 2.302 stands for 2.3015-2.3025."""
+    return 0.5 * 10.0 ** min(Decimal(repr(float(v))).as_tuple().exponent for v in values)
+
+
 def compare(reference: dict, stats: dict | None) -> tuple[float | None, str]:
-    """Measured mean against a reference range: (mean minus the nearest end of the range, verdict)."""
+    """Measured mean against a reference range: (mean minus the nearest end of the range, verdict).
+    The range counts as wide as the reference's printed digits allow."""
     if not stats or stats.get("n", 0) == 0 or stats["mean"] is None:
         return None, "no value (diverged)" if stats else "not measured"
     low, high, mean = reference["low"], reference["high"], stats["mean"]
-    if low <= mean <= high:
+    slack = printed_precision(low, high)
+    if low - slack <= mean <= high + slack:
         return 0.0, "✓ within reference"
     difference = mean - (high if mean > high else low)
     side = "above" if difference > 0 else "below"
@@ -149,12 +157,12 @@ def _difference(difference: float | None, reference: dict) -> str:
     if difference == 0:
         return "0"
     middle = (reference["low"] + reference["high"]) / 2
-    relative = f" ({difference / middle:+.0%})" if middle else ""
+    relative = f" ({difference / middle:+.0%})" if middle and abs(difference / middle) >= 0.005 else ""
     return f"{difference:+.3g}{relative}"
 
 
 def _value(value) -> str:
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         if len(value) > 2 and len(set(value)) == 1:
             return f"{value[0]}×{len(value)}"
         return "-".join(map(str, value)) or "none"
@@ -198,6 +206,8 @@ def _setup(entry: Entry) -> list[str]:
     text = (f"**Setup.** {len(r['trials'])} trials ({len(r['variants'])} variants × {r.get('seeds')} seeds) "
             f"in {r.get('wall_time', float('nan')):.0f} s on {env.get('device')} ({env.get('device_name')}, "
             f"{env.get('workers')} workers), torch {env.get('torch')}, git {env.get('git_commit')}.")
+    if r.get("resumed_trials"):
+        text += f" {r['resumed_trials']} trials were finished by an earlier run and resumed, so the time is partial."
     if params:
         text += " Parameters: " + ", ".join(f"{k}={_value(v)}" for k, v in params.items()) + "."
     if r.get("forced"):
@@ -277,7 +287,7 @@ def curves_figure(results: dict):
             rows.append((group, names, data))
     if not rows:
         return None
-    fig, axes = figures.new(len(rows), 3, size=(4.2, 3.0), gridspec_kw={"width_ratios": [1, 1, 0.75]})
+    fig, axes = figures.new(len(rows), 3, size=(4.2, 3.0), gridspec_kw={"width_ratios": [1, 1, 0.6]})
     for (group, names, data), (ax_acc, ax_loss, ax_legend) in zip(rows, axes):
         handles, labels = [], []
         for name, colour in zip(names, _colours(len(names))):
@@ -329,7 +339,8 @@ def gradient_flow_figure(results: dict):
             (line,) = ax.plot(x[shown], flow["mean"][shown], marker="o", ms=3, color=colour, lw=1.5)
             ax.fill_between(x[shown], flow["min"][shown], flow["max"][shown], color=colour, alpha=0.15, lw=0)
             handles.append(line)
-            labels.append(name)
+            labels.append(name + ("" if shown.all() else " (every norm zero)" if not shown.any() else
+                                  " (zero norms not drawn)"))
             windows.add(flow["steps"])
         ax.set_yscale("log")
         every = max(1, math.ceil(len(longest) / 12))
@@ -361,11 +372,14 @@ def _own_figures(entry: Entry, out: Path, results_dir: Path) -> tuple[list[tuple
     copied, missing = [], []
     for title, path in listed.items():
         # A path as written at run time, or the same file name in this --results folder.
-        source = next((p for p in (Path(path), results_dir / entry.name / Path(path).name) if p.is_file()), None)
+        folder = results_dir / entry.name
+        candidates = (Path(path), folder / entry.results["preset"] / Path(path).name, folder / Path(path).name)
+        source = next((p for p in candidates if p.is_file()), None)
         if source is None:
             missing.append(str(path))
             continue
-        target = f"{entry.name}-{source.name}"
+        target = f"{entry.name}/{source.name}"  # a folder per experiment: no clash with the report's own
+        (out / "figures" / entry.name).mkdir(exist_ok=True)
         shutil.copyfile(source, out / "figures" / target)
         copied.append((title, target))
     return copied, missing
@@ -381,7 +395,15 @@ FLOW_CAPTION = ("Gradient flow: the norm of each layer's weight gradient at the 
 
 
 def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
+    """The experiment's own figures first (it drew them for its phenomenon, in the order it listed
+    them), then the learning curves and the gradient flow every experiment gets."""
     lines = []
+    copied, missing = _own_figures(entry, out, results_dir)
+    for title, target in copied:
+        written.add(target)
+        lines += [f"![{entry.name}: {title}](figures/{target})", "", f"*{title}*", ""]
+    for path in missing:
+        lines += [f"Figure missing: `{path}` (listed by the experiment but not found; re-run it).", ""]
     for suffix, build, alt, caption in (("curves", curves_figure, "accuracy and loss", CURVES_CAPTION),
                                         ("gradient-flow", gradient_flow_figure, "gradient flow", FLOW_CAPTION)):
         fig = build(entry.results)
@@ -391,12 +413,6 @@ def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> l
         figures.save(fig, out / "figures" / target)
         written.add(target)
         lines += [f"![{entry.name}: {alt}](figures/{target})", "", f"*{caption}*", ""]
-    copied, missing = _own_figures(entry, out, results_dir)
-    for title, target in copied:
-        written.add(target)
-        lines += [f"![{entry.name}: {title}](figures/{target})", "", f"*{title}*", ""]
-    for path in missing:
-        lines += [f"Figure missing: `{path}` (listed by the experiment but not found; re-run it).", ""]
     return lines
 
 
@@ -445,9 +461,10 @@ HOW_TO_READ = (
     "How to read this report: each section starts with its claims' verdict, then the setup, then a "
     "table of every variant's reference figure (book or course) beside our mean ± sd over n seeds, "
     "with the difference to the nearest end of the reference range and a verdict (✓ within, ≈ the "
-    "seeds' range overlaps the reference, ✗ outside). The first figure shows learning (accuracy and "
-    "loss with a band across seeds); the second is the gradient flow (each layer's gradient norm, "
-    "input to output, log scale: a line falling steeply to the left is a vanishing gradient).")
+    "seeds' range overlaps the reference, ✗ outside), then every claim with its measured value. The "
+    "figures follow: those the experiment drew for its phenomenon, then accuracy and loss against "
+    "steps (band: min-max over seeds), then the gradient flow (each layer's gradient norm, input to "
+    "output, log scale: a line falling steeply to the left is a vanishing gradient).")
 
 
 def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"),
@@ -465,18 +482,18 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
         except (KeyError, TypeError, ValueError, IndexError) as err:
             # One malformed or outdated results file must not hide every other experiment.
             entry.problem = f"could not be reported ({type(err).__name__}: {err})"
-            body += [f"## {entry.name}", "", f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
+            body += [f'<a id="{entry.name}"></a>', "", f"## {entry.name}", "", f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
     claims, failing = summary.claims, summary.failing
-    not_run = [e.name for e in entries if e.results is None]
+    not_run = [e.name for e in entries if e.problem.startswith("not run")]
+    broken = [e for e in entries if e.problem and not e.problem.startswith("not run")]
     head = [f"**{len(summary.run)} of {len(entries)} experiments run** · "]
     if failing:
         head[0] += (f"{FAILS} **{len(failing)} of {len(claims)} claims fail** ("
                     + ", ".join(sorted({name for name, _ in failing})) + ")")
     else:
         head[0] += f"✅ **all {len(claims)} claims hold**"
-    broken = [e for e in entries if e.results is not None and e.problem]
     if broken:
-        head[0] += f" · {FAILS} {len(broken)} results file(s) could not be reported"
+        head[0] += f" · {FAILS} {len(broken)} results file(s) unreadable: " + ", ".join(e.name for e in broken)
     if not_run:
         head.append(f"Not run: {', '.join(not_run)} (`python -m repro run <name>`, or `make exp-all`).")
     lines = ["# dl-repro report", "",
@@ -484,7 +501,7 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
              "nothing is re-trained to draw it.", ""]
     lines += [h + "\n" for h in head] + _overview(entries) + ["", HOW_TO_READ, ""] + body
     summary.path.write_text("\n".join(lines).rstrip() + "\n")
-    for stale in (out / "figures").glob("*.png"):
-        if stale.name not in written:
+    for stale in (out / "figures").rglob("*.png"):
+        if stale.relative_to(out / "figures").as_posix() not in written:
             stale.unlink()
     return summary

@@ -54,7 +54,8 @@ def test_report_is_built_from_the_json_alone(vanishing, tmp_path, monkeypatch):
         assert report._cell(claim["statement"]) in part
     assert (report.FAILS in text) == any(not c["holds"] for c in vanishing["claims"])
 
-    # The first table is reference beside measurement; the first figure is the learning curves.
+    # The first table is reference beside measurement; with no figures of its own, the first
+    # figure is the learning curves.
     first_table = next(line for line in part.splitlines() if line.startswith("|"))
     assert "reference" in first_table and "measured mean ± sd" in first_table and "verdict" in first_table
     images = [line for line in part.splitlines() if line.startswith("![")]
@@ -97,6 +98,17 @@ def test_reference_comparison(mean, low, high, difference, verdict):
     got, text = report.compare(ref, {"n": 3, "mean": mean, "std": 0.01, "min": low, "max": high})
     assert text == verdict
     assert got == pytest.approx(difference)
+
+
+def test_a_reference_is_as_wide_as_its_printed_digits():
+    assert report.printed_precision(2.302) == pytest.approx(0.0005)
+    assert report.printed_precision(0.1, 0.11) == pytest.approx(0.005)
+    assert report.printed_precision(8e-13) == pytest.approx(5e-14)
+    one_value = {"low": 2.302, "high": 2.302}
+    assert report.compare(one_value, {"n": 2, "mean": 2.30199, "min": 2.3019, "max": 2.3021}) == \
+        (0.0, "✓ within reference")
+    assert report.compare(one_value, {"n": 2, "mean": 2.3026, "min": 2.3026, "max": 2.3026})[1] == \
+        "✗ above reference"
 
 
 def test_reference_comparison_without_a_value():
@@ -158,8 +170,9 @@ def test_own_figures_missing_files_unreadable_results_and_stale_figures(vanishin
     stale.write_bytes(PNG_MAGIC)
 
     text = report.build_report(folder, tmp_path / "reports").path.read_text()
-    assert "![vanishing: sigmoid and its derivative](figures/vanishing-sigmoid-derivative.png)" in text
-    assert (tmp_path / "reports" / "figures" / "vanishing-sigmoid-derivative.png").is_file()
+    own_image = "![vanishing: sigmoid and its derivative](figures/vanishing/sigmoid-derivative.png)"
+    assert own_image in text and text.index(own_image) < text.index("(figures/vanishing-curves.png)")
+    assert (tmp_path / "reports" / "figures" / "vanishing" / "sigmoid-derivative.png").is_file()
     assert "Figure missing: `results/vanishing/absent.png`" in text
     assert "**Per-layer statistics**\n\n| layer | sd |" in text
     assert "| ghost |" in text and "unreadable results file" in text
