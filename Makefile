@@ -10,8 +10,9 @@ SET ?=
 RUN_ARGS := --preset $(PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)) $(foreach s,$(SET),--set $(s))
 EXPERIMENTS := vanishing
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: setup data test test-full tensorboard report exp-all clean $(addprefix exp-,$(EXPERIMENTS))
+.PHONY: setup setup-ray data test test-full tensorboard report exp-all clean $(addprefix exp-,$(EXPERIMENTS))
 
 setup: $(STAMP) data
 
@@ -20,6 +21,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The optional Ray extra (--executor ray); make test installs it so the Ray test runs.
+setup-ray: $(RAY_STAMP) data
+
+$(RAY_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	touch $@
 
 data: $(STAMP)
@@ -43,7 +51,7 @@ exp-all: setup
 report: $(STAMP)
 	$(PY) -m repro report $(if $(filter command line environment,$(origin PRESET)),--preset $(PRESET))
 
-test: setup
+test: setup $(RAY_STAMP)
 	$(PY) -m pytest -q
 
 test-full: setup

@@ -1,4 +1,4 @@
-"""`python -m repro ...`: list experiments, run one, train a single trial, write the report, fetch data.
+"""`python -m repro ...`: list experiments, run one, train a single trial, sweep a grid, write the report, fetch data.
 
 Every user mistake ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -27,10 +27,32 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--resume", action="store_true",
                      help="keep the trials an interrupted run already finished and train only the rest")
+    _executor_args(run)
 
     train = sub.add_parser("train", help="train one MLP from config keys; prints its final metrics as JSON")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default: 0)")
     _common(train)
+
+    sweep = sub.add_parser("sweep", help="train every cell of config grids x seeds; per-cell statistics, best cells")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of one config key to sweep, e.g. --grid lr=0.001,0.01,0.1 (repeatable: the "
+                            "cells are the cross product); tuple keys take '|' between values: widths=100,100|50,50")
+    sweep.add_argument("--seeds", type=int, default=3, help="seeds per cell: 0..N-1 (default: 3)")
+    sweep.add_argument("--metric", default="final_test_acc",
+                       help="sort the table by this metric (default: final_test_acc; also best_test_acc, "
+                            "final_train_acc, final_test_loss, final_train_loss, late_loss)")
+    sweep.add_argument("--name", default=None,
+                       help="results/sweeps/<name>.json and runs/sweeps/<name>/ (default: derived from the grid)")
+    _common(sweep)
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="local: trials in parallel, one process each (default: CPU cores; 1 on CUDA); "
+                            "ray without --address: CPUs of the local Ray instance")
+    sweep.add_argument("--results", type=Path, default=Path("results"),
+                       help="results directory (default: results)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep.add_argument("--resume", action="store_true",
+                       help="keep the trials an interrupted sweep already finished and train only the rest")
+    _executor_args(sweep)
 
     report = sub.add_parser("report", help="results JSON -> reports/REPORT.md and figures (never re-trains)")
     report.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results)")
@@ -58,6 +80,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="CUDA: deterministic kernels only (slower; CPU runs are deterministic already)")
 
 
+def _executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: this machine's cores (default); ray: one Ray task per trial "
+                        "(pip install -e '.[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: join this Ray cluster ('auto' or host:port; default: start a "
+                        "local Ray instance)")
+
+
 def cmd_list(args) -> None:
     from .runner import experiment_names, load_experiment
     for name in experiment_names():
@@ -71,8 +102,18 @@ def cmd_run(args) -> None:
     from .runner import run_experiment, summary_table
     results = run_experiment(args.experiment, args.preset, args.seeds, args.device, parse_sets(args.set),
                              args.logdir, args.results, args.workers, progress=not args.quiet,
-                             resume=args.resume)
+                             resume=args.resume, executor=args.executor, address=args.address)
     print(summary_table(results))
+
+
+def cmd_sweep(args) -> None:
+    from .config import parse_sets
+    from .sweep import parse_grid, run_sweep, sweep_table
+    sets = parse_sets(args.set)
+    results = run_sweep(parse_grid(args.grid, sets), sets, args.seeds, args.device, args.name, args.metric,
+                        args.logdir, args.results, args.workers, progress=not args.quiet, resume=args.resume,
+                        executor=args.executor, address=args.address)
+    print(sweep_table(results))
 
 
 def cmd_train(args) -> None:
@@ -139,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     args = _parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "report": cmd_report, "data": cmd_data, "bench": cmd_bench}
+    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
+                "data": cmd_data, "bench": cmd_bench}
     try:
         if getattr(args, "deterministic", False):
             make_deterministic()

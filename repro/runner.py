@@ -28,7 +28,7 @@ import torch
 
 from . import tb
 from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, parse_value
-from .executor import TrialSpec, default_workers, execute
+from .executor import TrialSpec, check_executor, default_workers, execute
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def aggregate(trials: list[dict]) -> dict:
     return out
 
 
-def environment(device: str, workers: int) -> dict:
+def environment(device: str, workers: int, executor: str = "local") -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
@@ -135,7 +135,8 @@ def environment(device: str, workers: int) -> dict:
         commit = None
     return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else
-            platform.processor() or platform.machine(), "cpus": os.cpu_count(), "workers": workers,
+            platform.processor() or platform.machine(), "cpus": os.cpu_count(), "executor": executor,
+            "workers": workers,
             "threads_per_worker": 1, "git_commit": commit}
 
 
@@ -169,8 +170,12 @@ def resolve_device(device: str) -> str:
 def run_experiment(name: str, preset: str = "full", seeds: int | None = None, device: str = "auto",
                    sets: dict[str, str] | None = None, logdir: Path = Path("runs"),
                    results_dir: Path = Path("results"), workers: int | None = None,
-                   progress: bool = True, resume: bool = False) -> dict:
-    """Run (or, with ``resume``, finish) an experiment; returns the results dict it saved."""
+                   progress: bool = True, resume: bool = False, executor: str = "local",
+                   address: str | None = None) -> dict:
+    """Run (or, with ``resume``, finish) an experiment; returns the results dict it saved.
+
+    ``executor``/``address``: where the trials run (repro.executor.execute)."""
+    check_executor(executor, address)
     module = load_experiment(name)
     params, forced = resolve(module, preset, sets or {})
     variants = build_variants(module, params, forced)
@@ -191,11 +196,11 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
                               f"choose another with --logdir/--results")
     with TrialStore(out_dir / "trials", f"{name}/{preset}", resume) as store:
         return _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
-                           exp_logdir, out_dir, store, progress)
+                           exp_logdir, out_dir, store, progress, executor, address)
 
 
 def _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
-                exp_logdir, out_dir, store, progress) -> dict:
+                exp_logdir, out_dir, store, progress, executor="local", address=None) -> dict:
     started = time.perf_counter()
     specs = [TrialSpec(config=v.config.to_dict(), seed=s, device=device,
                        logdir=str(tb.trial_dir(exp_logdir.parent.parent, name, preset, v.name, s)),
@@ -203,7 +208,8 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
              for v in variants for s in range(n_seeds)]
     finished = {i: store.load(spec) for i, spec in enumerate(specs)}
     todo = [spec for i, spec in enumerate(specs) if finished[i] is None]
-    fresh = iter(_execute_with_progress(todo, workers, progress, f"{name}/{preset}", on_done=store.save))
+    fresh = iter(_execute_with_progress(todo, workers, progress, f"{name}/{preset}", on_done=store.save,
+                                        executor=executor, address=address))
     trial_results = [finished[i] if finished[i] is not None else next(fresh) for i in range(len(specs))]
 
     by_variant = {v.name: [r for r in trial_results if r["tag"] == v.name] for v in variants}
@@ -214,7 +220,7 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
     results = {
         "experiment": name, "title": getattr(module, "TITLE", name), "preset": preset, "params": params,
         "forced": {k: list(v) if isinstance(v, tuple) else v for k, v in forced.items()},
-        "seeds": n_seeds, "env": environment(device, workers),
+        "seeds": n_seeds, "env": environment(device, workers, executor),
         "variants": {v.name: {"group": v.group, "metric": v.metric, "config": v.config.to_dict(),
                               "reference": asdict(v.reference) if v.reference else None,
                               "aggregate": aggregate(by_variant[v.name])} for v in variants},
@@ -236,20 +242,22 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
 
 
 def _execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, label: str,
-                           on_done=None) -> list[dict]:
+                           on_done=None, executor: str = "local", address: str | None = None) -> list[dict]:
     from tqdm import tqdm
     on_done = on_done or (lambda result: None)
-    if not progress:
-        return execute(specs, workers, on_done=on_done)
-    if workers <= 1:  # in-process: one bar per trial, advancing with its steps
+    if not progress or not specs:
+        return execute(specs, workers, on_done=on_done, executor=executor, address=address)
+    if workers <= 1 and executor == "local":  # in-process: one bar per trial, advancing with its steps
         results = []
         for spec in specs:
             with tqdm(total=spec.config["iters"], desc=f"{spec.tag} seed{spec.seed}", leave=False,
                       file=sys.stderr) as bar:
                 results += execute([spec], 1, step_progress=bar.update, on_done=on_done)
         return results
-    with tqdm(total=len(specs), desc=f"{label} trials ({workers} workers)", file=sys.stderr) as bar:
-        return execute(specs, workers, on_done=lambda r: (on_done(r), bar.update(1)))
+    where = f"ray {address}" if address else f"{workers} workers" + (" on ray" if executor == "ray" else "")
+    with tqdm(total=len(specs), desc=f"{label} trials ({where})", file=sys.stderr) as bar:
+        return execute(specs, workers, on_done=lambda r: (on_done(r), bar.update(1)), executor=executor,
+                       address=address)
 
 
 class TrialStore:

@@ -1,0 +1,182 @@
+"""Sweeps: the cross product of config grids x seeds, each a trial of the same engine as `repro train`.
+
+`python -m repro sweep --grid optimizer=sgd,adam --grid lr=0.001,0.01,0.1 --seeds 5` trains every
+cell (one value per grid key) with seeds 0..4, aggregates each cell over its seeds (runner.stats),
+names the best cell per metric, and writes results/sweeps/<name>.json. Finished trials are saved
+at once under their (config, seed) key, so `--resume` skips them; TensorBoard gets one run per
+trial with the grid keys in its hparams, so the hparams table compares cells.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from pathlib import Path
+
+from . import tb
+from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, config_from_text, parse_value
+from .executor import TrialSpec, check_executor, default_workers
+from .runner import (TrialStore, _execute_with_progress, aggregate, environment, resolve_device,
+                     write_json)
+
+# the metrics a sweep ranks cells by, and which way is better (not the train-test gap: a cell that
+# never learned has the smallest one)
+GOALS = {"final_test_acc": "max", "best_test_acc": "max", "final_train_acc": "max",
+         "final_test_loss": "min", "final_train_loss": "min", "late_loss": "min"}
+
+
+def parse_grid(pairs: list[str], sets: dict[str, str] | None = None) -> dict[str, list]:
+    """``["lr=0.01,0.1"]`` -> ``{"lr": [0.01, 0.1]}``. Tuple keys (widths, conv) separate values with
+    '|': ``widths=100,100|50,50``. Each value is checked by building its config on top of ``sets``."""
+    base = config_from_text(TrialConfig(), sets or {})
+    grid: dict[str, list] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise ConfigError(f"--grid {pair}: expected KEY=V1,V2,...")
+        if key not in FIELDS:
+            raise ConfigError(f"--grid {pair}: unknown config key '{key}'; known keys: {', '.join(FIELDS)}")
+        if key in grid or key in (sets or {}):
+            raise ConfigError(f"--grid {pair}: {key} is already set by another --grid or --set")
+        separator = "|" if "tuple" in str(FIELDS[key].type) else ","
+        values = []
+        for item in (t.strip() for t in text.split(separator)):
+            try:
+                value = parse_value(key, item)
+                base.replace(**{key: value})
+            except ConfigError as err:
+                detail = str(err).split(": ", 1)[-1]
+                raise ConfigError(f"--grid {pair}: '{item}' is not a valid {key} ({detail})") from None
+            if value in values:
+                raise ConfigError(f"--grid {pair}: '{item}' is listed twice")
+            values.append(value)
+        grid[key] = values
+    if not grid:
+        raise ConfigError("sweep needs at least one --grid KEY=V1,V2,...")
+    return grid
+
+
+def format_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def cell_name(params: dict) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+
+
+def sweep_name(grid: dict[str, list]) -> str:
+    """A file name from the grid itself, so different grids never share results."""
+    name = tb.safe_name("__".join(f"{k}={'_'.join(format_value(v) for v in vs)}" for k, vs in grid.items()))
+    if len(name) > 80:
+        name = "__".join(grid) + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
+
+
+def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: int = 3, device: str = "auto",
+              name: str | None = None, metric: str = "final_test_acc", logdir: Path = Path("runs"),
+              results_dir: Path = Path("results"), workers: int | None = None, progress: bool = True,
+              resume: bool = False, executor: str = "local", address: str | None = None) -> dict:
+    """Run (or, with ``resume``, finish) a sweep; returns the results dict it saved."""
+    if metric not in GOALS:
+        raise ConfigError(f"--metric {metric}: choose from {', '.join(GOALS)}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds {seeds}: need at least one seed")
+    check_executor(executor, address)
+    base = config_from_text(TrialConfig(), sets or {})
+    device = resolve_device(device)
+    workers = workers or default_workers(device)
+    name = tb.safe_name(name) if name else sweep_name(grid)
+    cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    configs = {cell_name(c): apply_overrides(base, c) for c in cells}
+    out_dir, sweep_logdir = Path(results_dir) / "sweeps" / name, Path(logdir) / "sweeps" / name
+    for folder in (out_dir, sweep_logdir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot write to {folder} ({err.strerror or err}); "
+                              f"choose another with --logdir/--results")
+    started = time.perf_counter()
+    specs = [TrialSpec(config=cfg.to_dict(), seed=s, device=device, tag=cell,
+                       logdir=str(sweep_logdir / tb.safe_name(cell) / f"seed{s}"),
+                       hparams={"sweep": name, "cell": cell})
+             for cell, cfg in configs.items() for s in range(seeds)]
+    with TrialStore(out_dir / "trials", f"sweep {name}", resume) as store:
+        finished = [store.load(spec) for spec in specs]
+        todo = [spec for spec, done in zip(specs, finished) if done is None]
+        fresh = iter(_execute_with_progress(todo, workers, progress, f"sweep {name}", on_done=store.save,
+                                            executor=executor, address=address))
+        trials = [done if done is not None else next(fresh) for done in finished]
+
+    by_cell = {cell: [t for t in trials if t["tag"] == cell] for cell in configs}
+    results = {
+        "sweep": name, "metric": metric,
+        "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
+        "sets": dict(sets or {}), "seeds": seeds, "env": environment(device, workers, executor),
+        "cells": {cell: {"params": {k: format_value(v) for k, v in c.items()},
+                         "config": configs[cell].to_dict(), "aggregate": aggregate(by_cell[cell])}
+                  for cell, c in zip(configs, cells)},
+        # per-step batch losses stay in the trial files (results/sweeps/<name>/trials/): hundreds of
+        # trials x thousands of steps would make this file slow to read for a table
+        "trials": [{"cell": t["tag"], **{k: v for k, v in t.items() if k not in ("tag", "batch_loss")}}
+                   for t in trials],
+    }
+    results["best"] = best_cells(results["cells"])
+    results["wall_time"] = time.perf_counter() - started
+    results["resumed_trials"] = len(specs) - len(todo)
+    results["path"] = str(out_dir.parent / f"{name}.json")
+    for cell in configs:
+        tb.write_mean_run(sweep_logdir / tb.safe_name(cell) / "mean", cell, by_cell[cell], f"sweeps/{name}")
+    tb.write_layout(sweep_logdir, f"sweeps/{name}", list(configs))
+    write_json(Path(results["path"]), results)
+    return results
+
+
+def best_cells(cells: dict) -> dict:
+    """For each metric with a direction, the cell whose mean over seeds is best (all-diverged cells excluded)."""
+    best = {}
+    for metric, goal in GOALS.items():
+        scored = [(c["aggregate"][metric]["mean"], name) for name, c in cells.items()
+                  if c["aggregate"][metric]["mean"] is not None]
+        if scored:
+            mean, name = (max if goal == "max" else min)(scored, key=lambda s: s[0])
+            best[metric] = {"cell": name, "mean": mean}
+    return best
+
+
+def ranked(results: dict, metric: str | None = None) -> list[str]:
+    """Cell names, best first by ``metric``'s mean; cells where every seed diverged last."""
+    metric = metric or results["metric"]
+    sign = -1 if GOALS[metric] == "max" else 1
+    cells = results["cells"]
+    return sorted(cells, key=lambda c: (cells[c]["aggregate"][metric]["mean"] is None,
+                                        sign * (cells[c]["aggregate"][metric]["mean"] or 0.0)))
+
+
+def sweep_table(results: dict) -> str:
+    """One row per cell, sorted by the sweep's metric: mean ± sd, 95% interval, min, max, diverged seeds."""
+    metric = results["metric"]
+    keys = list(results["grid"])
+    rows = [(*keys, f"{metric} mean ± sd", "95% interval", "min", "max", "n", "diverged")]
+    for cell in ranked(results):
+        c = results["cells"][cell]
+        s, params = c["aggregate"][metric], c["params"]
+        if s["n"] == 0:
+            numbers = ("-", "-", "-", "-")
+        else:
+            interval = f"[{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if s["ci95"] else "-"
+            numbers = (f"{s['mean']:.4f} ± {s['std']:.4f}", interval, f"{s['min']:.4f}", f"{s['max']:.4f}")
+        rows.append((*(params[k] for k in keys), *numbers, str(s["n"]), str(c["aggregate"]["diverged"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += ["", "best cell per metric (mean over seeds):"]
+    lines += [f"  {m:17s} {b['cell']}  ({b['mean']:.4f})" for m, b in results["best"].items()]
+    env = results["env"]
+    where = f"{env['executor']}, {env['workers']} workers" if env["executor"] == "local" else env["executor"]
+    lines.append(f"\nsweep {results['sweep']}: {len(results['cells'])} cells x {results['seeds']} seeds = "
+                 f"{len(results['trials'])} trials ({results['resumed_trials']} resumed) in "
+                 f"{results['wall_time']:.1f} s on {env['device']} ({where}); results in {results['path']}")
+    return "\n".join(lines)
