@@ -1,0 +1,338 @@
+"""Section 2: optimisers, learning-rate sensitivity and learning-rate decay.
+
+Phenomenon: plain SGD takes the gradient's step as it is, so on a long narrow valley it zig-zags
+across and crawls along. Momentum (and Nesterov's look-ahead) averages steps; AdaGrad, RMSProp and
+Adam scale each coordinate by its gradient history. A rate too large diverges; one too small does
+not get anywhere; a large rate decayed over training ends lower than either held constant.
+
+Setup, all on torch.optim (repro/optim.py; never a hand-written update):
+- 2-D: f(x, y) = x^2/20 + y^2 from (-7, 2), 30 steps, on a float64 2-element tensor. Book rates:
+  SGD 0.95, Momentum 0.1 (m 0.9), AdaGrad 1.5, Adam 0.3; ours: Nesterov 0.1 (m 0.9, the Momentum
+  rate, so only the look-ahead differs) and RMSProp 0.1 (alpha 0.99: its first step moves each
+  coordinate by lr / sqrt(1 - alpha) = 1). At RMSProp 0.2 or more it ends nearer the minimum than
+  AdaGrad, so "AdaGrad ends nearest" is judged among the book's four, as the book drew it.
+- Book MNIST: 4 hidden layers of 100 ReLU, He, batch 128, 2000 iterations; SGD, Momentum, Nesterov,
+  AdaGrad, RMSProp 0.01 (alpha 0.99), Adam 0.001. Late loss = mean batch loss over iterations
+  1000-2000. Batch order and initial weights depend on the seed only: every optimiser sees the
+  same batches from the same start.
+- Course MNIST: 784-40-20-10 sigmoid, N(0, 0.01), batch 100, 1000 iterations; final test accuracy.
+- Learning-rate grid (book network, 2000 iterations): SGD and Adam at half-decade rates 1e-4..1.
+  A trial "diverges" when its loss goes NaN/inf (repro/train.py stops it at that step) or rises
+  above its start: a batch loss over 1.5x the first batch's (the loss before any update), at that
+  step. Not "final loss above the start": a rate too large kills the ReLUs and leaves the network
+  at chance, about 2.33-2.36, while He init starts at 2.3-2.5 depending on the seed, so Adam at
+  1.0 (loss 5e6 within 10 steps) would count as diverged in only 1 of 2 seeds.
+- Decay (book network, 2000 iterations): SGD from 0.5 with cosine decay to 0, against 0.5 and 0.01
+  held constant; judged on the final loss over all 60000 training images. We chose 0.5: at 0.3
+  (the rate in REFERENCES.md's probe) the constant rate is still limited by the number of steps,
+  not by gradient noise, and cosine ends level with it; at 0.5 the constant rate's loss is held up
+  by the noise of its own steps, which the decay removes. At 1.0 SGD diverges.
+
+References (book, late loss): SGD 0.249, Momentum 0.095, Adam 0.048, AdaGrad 0.036 (Nesterov and
+RMSProp: a plain torch loop here gave 0.089-0.090 and 0.167-0.187). Course (final test accuracy):
+SGD 0.01 0.11, Momentum 0.01 0.10, Momentum 0.3 0.93, AdaGrad 0.1 0.92-0.94, RMSProp 0.01 0.94,
+Adam 0.01 0.943-0.948. Our AdaGrad sits near 0.07, twice the book's 0.036 (the plain torch probe
+agrees): the book's figure is one unseeded run; and torch.optim differs from the book's NumPy
+optimisers in AdaGrad's eps (1e-10 vs 1e-7), RMSProp's eps (1e-8 vs 1e-7; its decay 0.99 is
+torch's alpha) and Adam's (torch adds eps to the bias-corrected sqrt(v), the book folds the bias
+correction into the rate and adds 1e-7 to the raw sqrt(v): equal up to eps).
+
+Runtime on the 2-core development machine: RUNTIME_NOTE.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from repro import figures
+from repro.claims import Claim, at_least, at_most, is_true
+from repro.config import TrialConfig
+from repro.optim import build_optimizer, make_scheduler
+from repro.runner import Reference, Variant, agg, stats
+
+TITLE = "Section 2: optimisers (SGD ... Adam), learning-rate sensitivity, decay"
+
+HALF_DECADES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+PRESETS = {
+    "full": {"seeds": 3, "book_iters": 2000, "course_iters": 1000, "eval_every": 200, "grid": HALF_DECADES,
+             "decay_lr": 0.5, "decay_iters": 2000},
+    # quick: the book network trains half as long, a decade grid; thresholds in tests/ come from it
+    "quick": {"seeds": 2, "book_iters": 1000, "course_iters": 1000, "eval_every": 250,
+              "grid": (1e-4, 1e-3, 1e-2, 0.1, 1.0), "decay_lr": 0.5, "decay_iters": 1000},
+}
+
+BOOK = TrialConfig(widths=(100,) * 4, activation="relu", init="he", batch_size=128)
+BOOK_RUNS = [  # optimiser, lr, reference late loss (low, high, source)
+    ("sgd", 0.01, (0.249, 0.249, "book")), ("momentum", 0.01, (0.095, 0.095, "book")),
+    ("nesterov", 0.01, (0.089, 0.090, "measured here")), ("adagrad", 0.01, (0.036, 0.036, "book")),
+    ("rmsprop", 0.01, (0.167, 0.187, "measured here")), ("adam", 0.001, (0.048, 0.048, "book"))]
+COURSE = TrialConfig(widths=(40, 20), activation="sigmoid", init="normal:0.01", batch_size=100)
+COURSE_RUNS = [("sgd", 0.01, (0.11, 0.11)), ("momentum", 0.01, (0.10, 0.10)), ("momentum", 0.3, (0.93, 0.93)),
+               ("adagrad", 0.1, (0.92, 0.94)), ("rmsprop", 0.01, (0.94, 0.94)), ("adam", 0.01, (0.943, 0.948))]
+PATHS = [("SGD", "sgd", 0.95), ("Momentum", "momentum", 0.1), ("Nesterov", "nesterov", 0.1),
+         ("AdaGrad", "adagrad", 1.5), ("RMSProp", "rmsprop", 0.1), ("Adam", "adam", 0.3)]
+BOOK_FOUR = ("SGD", "Momentum", "AdaGrad", "Adam")
+START, STEPS = (-7.0, 2.0), 30
+# A batch loss 1.5x the start is far outside batch noise (+-0.1 here) and healthy training never
+# comes back up to it; every rate that reaches it here first blew up by 100x or more.
+DIVERGED_ABOVE_START = 1.5
+
+
+def book_name(optimizer: str, lr: float) -> str:
+    """Book-network variants share one name per (optimiser, rate): the grid reuses the book's runs."""
+    return f"{optimizer} {lr:g}"
+
+
+def decay_runs(p: dict) -> list[tuple[str, TrialConfig]]:
+    """Decayed large rate, the same rate constant, the small constant rate: judged on the loss over
+    the whole training set, evaluated only a few times because that is costly."""
+    decay = BOOK.replace(optimizer="sgd", iters=p["decay_iters"], eval_every=p["decay_iters"] // 4,
+                         train_eval_size=60000)
+    runs = ((p["decay_lr"], "cosine"), (p["decay_lr"], "constant"), (0.01, "constant"))
+    return [(f"decay: sgd {lr:g} {schedule}", decay.replace(lr=lr, schedule=schedule)) for lr, schedule in runs]
+
+
+def variants(p: dict) -> list[Variant]:
+    book = BOOK.replace(iters=p["book_iters"], eval_every=p["eval_every"])
+    out = {book_name(opt, lr): Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr), "book setup",
+                                       Reference("late_loss", lo, hi, src), metric="late_loss")
+           for opt, lr, (lo, hi, src) in BOOK_RUNS}
+    for opt in ("sgd", "adam"):
+        for lr in p["grid"]:
+            out.setdefault(book_name(opt, lr), Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr),
+                                                       "learning rate", metric="final_train_loss"))
+    course = COURSE.replace(iters=p["course_iters"], eval_every=p["course_iters"] // 10)
+    for opt, lr, ref in COURSE_RUNS:
+        name = f"course: {opt} {lr:g}"
+        out[name] = Variant(name, course.replace(optimizer=opt, lr=lr), "course setup",
+                            Reference("final_test_acc", *ref, "course"))
+    for name, cfg in decay_runs(p):
+        out[name] = Variant(name, cfg, "decay", metric="final_train_loss")
+    return list(out.values())
+
+
+# ---- the 2-D valley ----
+
+def valley(xy: torch.Tensor) -> torch.Tensor:
+    return xy[..., 0] ** 2 / 20 + xy[..., 1] ** 2
+
+
+def trajectory(optimizer: str, lr: float, steps: int = STEPS, start=START) -> torch.Tensor:
+    """(steps + 1, 2) points that torch.optim visits minimising the valley from ``start``."""
+    xy = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    opt = build_optimizer([xy], TrialConfig(optimizer=optimizer, lr=lr))
+    points = [xy.detach().clone()]
+    for _ in range(steps):
+        opt.zero_grad()
+        valley(xy).backward()
+        opt.step()
+        points.append(xy.detach().clone())
+    return torch.stack(points)
+
+
+def sign_changes(values) -> int:
+    return sum((a < 0) != (b < 0) for a, b in zip(values, values[1:]))
+
+
+# ---- divergence, as this experiment classifies it ----
+
+def divergence(trial: dict) -> tuple[str, int | None]:
+    """("nan", step) as repro/train.py stopped it; ("above start", step) at the first step whose batch
+    loss exceeds DIVERGED_ABOVE_START x the first batch's (the loss before any update); else ("ok", None)."""
+    if trial["status"] == "diverged":
+        return "nan", trial["diverged_at"]
+    losses = trial["batch_loss"]
+    limit = DIVERGED_ABOVE_START * losses[0]
+    return next((("above start", step) for step, loss in enumerate(losses, 1) if loss > limit), ("ok", None))
+
+
+def moving_average(values, window: int) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(values)))
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+# ---- extras: the 2-D paths, and figures and tables drawn from the trials ----
+
+def extras(p: dict, ctx) -> dict:
+    paths = {label: trajectory(opt, lr) for label, opt, lr in PATHS}
+    valley_runs = {label: {"optimizer": opt, "lr": lr, "path": paths[label].tolist(),
+                           "final_f": float(valley(paths[label][-1])), "distance": float(paths[label][-1].norm()),
+                           "y_sign_changes": sign_changes(paths[label][:, 1].tolist())}
+                   for label, opt, lr in PATHS}
+    grid = {opt: {lr: [divergence(t) for t in ctx.trials[book_name(opt, lr)]] for lr in p["grid"]}
+            for opt in ("sgd", "adam")}
+    out = ctx.out_dir
+    return {
+        "valley": valley_runs,
+        "grid_divergence": {opt: {f"{lr:g}": rows for lr, rows in by_lr.items()} for opt, by_lr in grid.items()},
+        "tables": {"2-D valley f = x^2/20 + y^2 from (-7, 2), 30 steps": valley_table(valley_runs),
+                   "learning-rate grid (book network; diverged: loss NaN, or a batch loss above 1.5x the first)":
+                   grid_table(p, ctx.trials, grid)},
+        "figures": {
+            "2-D paths": figures.save(valley_figure(paths), out / "valley.png", ctx.logdir, "optimizers/valley"),
+            "book and course curves": figures.save(curves_figure(ctx.trials), out / "curves.png", ctx.logdir,
+                                                   "optimizers/curves"),
+            "learning-rate sensitivity": figures.save(grid_figure(p, ctx.trials, grid), out / "learning_rate.png",
+                                                      ctx.logdir, "optimizers/learning_rate"),
+            "decay": figures.save(decay_figure(p, ctx.trials), out / "decay.png", ctx.logdir, "optimizers/decay"),
+        },
+    }
+
+
+def valley_table(runs: dict) -> str:
+    rows = ["| optimiser | lr | final x | final y | f(final) | distance to (0, 0) | y sign changes |",
+            "|---|---|---|---|---|---|---|"]
+    for label, r in runs.items():
+        x, y = r["path"][-1]
+        rows.append(f"| {label} | {r['lr']:g} | {x:.4f} | {y:.4f} | {r['final_f']:.2e} | {r['distance']:.4f} "
+                    f"| {r['y_sign_changes']} of {STEPS} |")
+    return "\n".join(rows)
+
+
+def _mean(trials: list[dict], metric: str) -> float:
+    mean = stats([t["summary"][metric] for t in trials])["mean"]  # over the finite values
+    return float("nan") if mean is None else mean
+
+
+def _status(rows: list[tuple[str, int | None]]) -> str:
+    bad = [(kind, step) for kind, step in rows if kind != "ok"]
+    if not bad:
+        return "ok"
+    kinds = sorted({kind for kind, _ in bad})
+    return f"{len(bad)}/{len(rows)} diverged ({', '.join(kinds)}; from step {min(s for _, s in bad)})"
+
+
+def grid_table(p: dict, trials: dict, grid: dict) -> str:
+    rows = ["| lr | SGD final loss | SGD test acc | SGD | Adam final loss | Adam test acc | Adam |",
+            "|---|---|---|---|---|---|---|"]
+    for lr in p["grid"]:
+        cells = []
+        for opt in ("sgd", "adam"):
+            runs = trials[book_name(opt, lr)]
+            cells += [f"{_mean(runs, 'final_train_loss'):.4f}", f"{_mean(runs, 'final_test_acc'):.3f}",
+                      _status(grid[opt][lr])]
+        rows.append(f"| {lr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def valley_figure(paths: dict):
+    fig, axes = figures.new(2, 3, size=(4.0, 2.6))
+    gx, gy = torch.meshgrid(torch.linspace(-10, 10, 201), torch.linspace(-5, 5, 101), indexing="xy")
+    for ax, (label, opt, lr) in zip(axes.flat, PATHS):
+        ax.contour(gx, gy, valley(torch.stack([gx, gy], -1)), levels=[0.1, 0.5, 1, 2, 4, 8, 16], colors="0.8")
+        ax.plot(paths[label][:, 0], paths[label][:, 1], "o-", color="C3", ms=2.5, lw=1)
+        ax.plot(0, 0, "k+", ms=10)
+        ax.set(xlim=(-10, 10), ylim=(-5, 5), title=f"{label} (lr {lr:g})")
+    fig.suptitle(f"f(x, y) = x²/20 + y² from (-7, 2), {STEPS} steps of torch.optim")
+    return fig
+
+
+def curves_figure(trials: dict):
+    fig, axes = figures.new(1, 2, size=(5.0, 3.6))
+    for opt, lr, _ in BOOK_RUNS:
+        runs = trials[book_name(opt, lr)]
+        smooth = moving_average(np.mean([t["batch_loss"] for t in runs], 0), 50)
+        axes[0][0].plot(np.arange(len(smooth)) + 50, smooth, label=f"{opt} {lr:g}")
+    axes[0][0].set(yscale="log", xlabel="iteration", ylabel="batch loss (moving mean of 50, mean of seeds)",
+                   title="book: 4 x 100 ReLU, He, batch 128")
+    for opt, lr, _ in COURSE_RUNS:
+        runs = trials[f"course: {opt} {lr:g}"]
+        steps = [q["step"] for q in runs[0]["history"]]
+        acc = np.mean([[q["accuracy_test"] for q in t["history"]] for t in runs], 0)
+        axes[0][1].plot(steps, acc, "o-", ms=3, label=f"{opt} {lr:g}")
+    axes[0][1].set(ylim=(0, 1), xlabel="iteration", ylabel="test accuracy (mean of seeds)",
+                   title="course: 40-20 sigmoid, N(0, 0.01), batch 100")
+    for ax in axes[0]:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def grid_figure(p: dict, trials: dict, grid: dict):
+    fig, axes = figures.new(1, 2, size=(4.6, 3.6))
+    for opt, colour in (("sgd", "C0"), ("adam", "C3")):
+        for ax, metric in zip(axes[0], ("final_train_loss", "final_test_acc")):
+            values = [_mean(trials[book_name(opt, lr)], metric) for lr in p["grid"]]
+            ax.plot(p["grid"], values, "o-", color=colour, label=opt)
+            bad = [lr for lr in p["grid"] if any(kind != "ok" for kind, _ in grid[opt][lr])]
+            ax.plot(bad, [1.02 if metric == "final_test_acc" else 20.0] * len(bad), "x", color=colour, ms=9)
+    axes[0][0].axhline(math.log(10), color="0.5", ls="--", lw=1)
+    axes[0][0].set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final loss (10000 training images)",
+                   title="x: diverged (NaN, or a batch loss > 1.5x the first)")
+    axes[0][1].set(xscale="log", ylim=(0, 1.05), xlabel="learning rate", ylabel="final test accuracy")
+    axes[0][0].legend()
+    return fig
+
+
+def decay_figure(p: dict, trials: dict):
+    fig, axes = figures.new(1, 2, size=(4.6, 3.6))
+    for k, (name, cfg) in enumerate(decay_runs(p)):
+        runs = [t for t in trials[name] if t["status"] == "ok"]
+        axes[0][1].plot(np.arange(1, cfg.iters + 1), lr_schedule(cfg), color=f"C{k}", label=name)
+        if not runs:
+            continue
+        smooth = moving_average(np.mean([t["batch_loss"] for t in runs], 0), 50)
+        axes[0][0].plot(np.arange(len(smooth)) + 50, smooth, color=f"C{k}", lw=0.8, alpha=0.5)
+        steps = [q["step"] for q in runs[0]["history"]]
+        axes[0][0].plot(steps, np.mean([[q["loss_train"] for q in t["history"]] for t in runs], 0), "o-",
+                        color=f"C{k}", label=name)
+    axes[0][0].set(yscale="log", xlabel="iteration", ylabel="loss: 60000 training images (o), batches (line)")
+    axes[0][1].set(yscale="log", xlabel="iteration", ylabel="learning rate")
+    axes[0][1].legend(fontsize=8)
+    return fig
+
+
+def lr_schedule(cfg: TrialConfig) -> list[float]:
+    """The rate of every step under cfg's schedule, from the same torch.optim.lr_scheduler as training."""
+    opt = build_optimizer([torch.zeros(1, requires_grad=True)], cfg)
+    scheduler = make_scheduler(opt, cfg)
+    rates = []
+    for _ in range(cfg.iters):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradient, no change: only keeps the scheduler's step order
+        if scheduler is not None:
+            scheduler.step()
+    return rates
+
+
+def claims(results: dict) -> list[Claim]:
+    p, e = results["params"], results["extras"]
+    late = {opt: agg(results, book_name(opt, lr), "late_loss") for opt, lr, _ in BOOK_RUNS}
+    ratio = min(late["sgd"] / late[o] for o in ("momentum", "adagrad", "adam"))
+    course = {f"{opt} {lr:g}": agg(results, f"course: {opt} {lr:g}") for opt, lr, _ in COURSE_RUNS}
+    valley_runs = e["valley"]
+    distance = {label: valley_runs[label]["distance"] for label in BOOK_FOUR}
+    runner_up = min(d for label, d in distance.items() if label != "AdaGrad")
+    top, bottom = max(p["grid"]), min(p["grid"])
+    adam_top = e["grid_divergence"]["adam"][f"{top:g}"]
+    (cosine, _), (large, _), (small, _) = decay_runs(p)
+    final = {name: agg(results, name, "final_train_loss") for name in (cosine, large, small)}
+    seeds = {name: [t["summary"]["final_train_loss"] for t in results["trials"] if t["variant"] == name]
+             for name in final}
+    wins = sum(c < min(a, b) for c, a, b in zip(seeds[cosine], seeds[large], seeds[small]))
+    return [
+        is_true("book: SGD has the highest late loss of the six optimisers (its margin over the next)",
+                late["sgd"] == max(late.values()), late["sgd"] - max(v for o, v in late.items() if o != "sgd"),
+                "mean batch loss over the second half of training, mean of seeds"),
+        at_least("book: SGD's late loss is at least 2.5x that of each of Momentum, AdaGrad and Adam (smallest ratio)",
+                 ratio, 2.5, "the book's own figures give 2.6x (Momentum) to 6.9x (AdaGrad)"),
+        at_most("course: SGD 0.01 and Momentum 0.01 stay stuck below 0.2 test accuracy (the higher)",
+                max(course["sgd 0.01"], course["momentum 0.01"]), 0.2),
+        at_least("course: RMSProp 0.01 and Adam 0.01 exceed 0.9 test accuracy (the lower)",
+                 min(course["rmsprop 0.01"], course["adam 0.01"]), 0.9),
+        is_true(f"2-D: SGD's y changes sign at every one of its {STEPS} steps (sign changes)",
+                valley_runs["SGD"]["y_sign_changes"] == STEPS, valley_runs["SGD"]["y_sign_changes"]),
+        is_true("2-D: of the book's four, AdaGrad ends nearest the minimum (runner-up's distance / AdaGrad's)",
+                distance["AdaGrad"] < runner_up, runner_up / distance["AdaGrad"],
+                f"RMSProp at lr {valley_runs['RMSProp']['lr']:g} ends at distance {valley_runs['RMSProp']['distance']:.3g}"),
+        is_true(f"too large a rate: Adam at lr {top:g} diverges in every seed (share of seeds)",
+                all(kind != "ok" for kind, _ in adam_top), sum(kind != "ok" for kind, _ in adam_top) / len(adam_top),
+                "diverged: loss NaN/inf, or final loss above the first batch's"),
+        at_least(f"too small a rate: SGD at lr {bottom:g} stays above loss 2.0 (final, mean of seeds)",
+                 agg(results, book_name("sgd", bottom), "final_train_loss"), 2.0),
+        is_true(f"decay: cosine from {p['decay_lr']:g} ends below both constant rates (best constant - decayed)",
+                final[cosine] < min(final[large], final[small]), min(final[large], final[small]) - final[cosine],
+                f"loss on all 60000 training images; below both in {wins} of {len(seeds[cosine])} seeds"),
+    ]

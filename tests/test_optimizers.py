@@ -1,0 +1,141 @@
+"""Section 2: the 2-D paths follow each update rule, every optimiser sees the same batches, and the
+quick preset (half the training, 2 seeds) keeps showing the phenomena.
+
+Thresholds from 10 seeds of the quick preset (`python -m repro run optimizers --preset quick --seeds 10`),
+per seed; measured mean and worst case beside each.
+"""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import assert_claims_hold, per_seed
+from experiments.optimizers import (BOOK_RUNS, PATHS, book_name, decay_runs, divergence, lr_schedule,
+                                    moving_average, sign_changes, trajectory)
+from repro.config import TrialConfig
+from repro.data import Dataset
+from repro.train import train
+
+
+def valley_grad(x, y):
+    return x / 10, 2 * y
+
+
+def hand_path(optimizer: str, lr: float, steps: int) -> list[tuple[float, float]]:
+    """Each update rule written out, in the book's form where the book has one."""
+    m, alpha, b1, b2 = 0.9, 0.99, 0.9, 0.999
+    p = [-7.0, 2.0]
+    state = [[0.0, 0.0], [0.0, 0.0]]  # velocity / squared-gradient sums / Adam's two moments
+    out = [tuple(p)]
+    for t in range(1, steps + 1):
+        g = valley_grad(*p)
+        for i in range(2):
+            if optimizer == "sgd":
+                p[i] -= lr * g[i]
+            elif optimizer == "momentum":  # book: v = m v - lr g; p += v (torch keeps v / -lr: the same path)
+                state[0][i] = m * state[0][i] - lr * g[i]
+                p[i] += state[0][i]
+            elif optimizer == "nesterov":  # torch's form: b = m b + g; p -= lr (g + m b)
+                state[0][i] = m * state[0][i] + g[i]
+                p[i] -= lr * (g[i] + m * state[0][i])
+            elif optimizer == "adagrad":   # h += g^2; p -= lr g / (sqrt(h) + eps), eps 1e-10 (book 1e-7)
+                state[0][i] += g[i] ** 2
+                p[i] -= lr * g[i] / (math.sqrt(state[0][i]) + 1e-10)
+            elif optimizer == "rmsprop":   # h = a h + (1 - a) g^2; eps 1e-8 (book 1e-7)
+                state[0][i] = alpha * state[0][i] + (1 - alpha) * g[i] ** 2
+                p[i] -= lr * g[i] / (math.sqrt(state[0][i]) + 1e-8)
+            elif optimizer == "adam":      # book: bias correction folded into the rate; torch's eps
+                state[0][i] += (1 - b1) * (g[i] - state[0][i])   # sits on sqrt(v_hat), i.e. eps * sqrt(1 - b2^t)
+                state[1][i] += (1 - b2) * (g[i] ** 2 - state[1][i])
+                lr_t = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                p[i] -= lr_t * state[0][i] / (math.sqrt(state[1][i]) + 1e-8 * math.sqrt(1 - b2 ** t))
+        out.append(tuple(p))
+    return out
+
+
+@pytest.mark.parametrize("label,optimizer,lr", PATHS)
+def test_valley_paths_follow_each_update_rule(label, optimizer, lr):
+    path = trajectory(optimizer, lr, steps=5)
+    expected = torch.tensor(hand_path(optimizer, lr, 5), dtype=torch.float64)
+    assert torch.allclose(path, expected, rtol=0, atol=1e-12), f"{label}: {path} vs {expected}"
+
+
+def test_valley_path_starts_at_the_start_and_has_one_point_per_step():
+    path = trajectory("sgd", 0.95, steps=30)
+    assert path.shape == (31, 2) and path[0].tolist() == [-7.0, 2.0]
+    assert sign_changes(path[:, 1].tolist()) == 30  # y -> (1 - 2 * 0.95) y = -0.9 y
+
+
+def test_sign_changes():
+    assert sign_changes([1.0, -1.0, 2.0, 3.0, -0.5]) == 3
+    assert sign_changes([1.0, 2.0]) == 0 and sign_changes([]) == 0
+
+
+def test_divergence_classification():
+    assert divergence({"status": "ok", "batch_loss": [2.4, 2.6, 3.5, 1.0]}) == ("ok", None)
+    assert divergence({"status": "diverged", "diverged_at": 37, "batch_loss": [2.4, 9.0]}) == ("nan", 37)
+    # above 1.5x the start (3.6) at step 3, recovering afterwards does not undo it
+    assert divergence({"status": "ok", "batch_loss": [2.4, 3.0, 3.7, 50.0, 0.5]}) == ("above start", 3)
+
+
+def test_moving_average():
+    assert moving_average([1, 2, 3, 4], 2).tolist() == [1.5, 2.5, 3.5]
+    assert moving_average([1, 2], 10).tolist() == [1.5]
+
+
+def test_lr_schedule_comes_from_torch_schedulers():
+    cosine = lr_schedule(TrialConfig(lr=0.5, schedule="cosine", iters=100))
+    assert len(cosine) == 100 and cosine[0] == 0.5 and cosine[50] == pytest.approx(0.25)
+    assert all(a >= b for a, b in zip(cosine, cosine[1:])) and cosine[-1] < 1e-3
+    assert lr_schedule(TrialConfig(lr=0.5, iters=10)) == [0.5] * 10
+    step = lr_schedule(TrialConfig(lr=1.0, schedule="step", iters=8))
+    assert step == pytest.approx([1.0] * 4 + [0.1] * 2 + [0.01] * 2)
+
+
+def test_every_optimizer_sees_the_same_batches():
+    """Pixel 0 of each image carries its index; a global hook records which images each step trained on."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 784, generator=g) * 0.1
+    x[:, 0] = torch.arange(64) / 1000
+    y = torch.randint(0, 10, (64,), generator=g)
+    data = Dataset(x[:48], y[:48], x[48:], y[48:])
+    cfg = TrialConfig(widths=(8,), iters=12, batch_size=4, eval_every=6, train_eval_size=48)
+
+    def batches_seen(optimizer: str, seed: int) -> list[list[int]]:
+        seen = []
+
+        def hook(module, args):
+            if isinstance(module, nn.Sequential) and module.training:
+                seen.append([round(float(v) * 1000) for v in args[0][:, 0]])
+        handle = nn.modules.module.register_module_forward_pre_hook(hook)
+        try:
+            train(cfg.replace(optimizer=optimizer, lr=0.001), seed, data)
+        finally:
+            handle.remove()
+        return seen
+
+    reference = batches_seen("sgd", 3)
+    assert len(reference) == 12 and all(len(b) == 4 for b in reference)
+    for optimizer in ("momentum", "nesterov", "adagrad", "rmsprop", "adam"):
+        assert batches_seen(optimizer, 3) == reference, optimizer
+    assert batches_seen("sgd", 4) != reference  # the seed does choose the batches
+
+
+# ---- the quick preset ----
+
+@pytest.fixture(scope="module")
+def results(quick_run):
+    return quick_run("optimizers")
+
+
+def test_claims_hold(results):
+    assert_claims_hold(results)
+
+
+def test_book_optimizers_start_from_the_same_loss(results):
+    """Same seed: same initial weights and same first batch, so the loss before any step is identical."""
+    names = [book_name(opt, lr) for opt, lr, _ in BOOK_RUNS]
+    for seed in range(results["seeds"]):
+        first = {t["batch_loss"][0] for t in results["trials"] if t["variant"] in names and t["seed"] == seed}
+        assert len(first) == 1, first
