@@ -1,7 +1,7 @@
 """Results JSON -> reports/REPORT.md and PNG figures under reports/figures/; never re-trains.
 
-Every experiment (``repro.runner.experiment_names()``, plus any other folder under results/) gets
-a section built from one results file: the preset asked for, or else its newest. A section opens
+Every experiment (``repro.runner.experiment_names()``) with results gets a section built from one
+results file: the preset asked for, or else its newest. A section opens
 with the claims' verdict (failing claims in red, and counted again at the top of the report),
 then the setup, a table of reference beside measured mean ± sd (n seeds) with the difference and
 a verdict, every claim with its measured value, and the figures: those the experiment drew itself,
@@ -27,6 +27,7 @@ from .runner import Reference, experiment_names, format_measured
 
 FAILS = '<span style="color:#d00000">❌ <b>FAILS</b></span>'
 HOLDS = "✅ holds"
+REQUIRED_KEYS = ("experiment", "preset", "variants", "trials", "claims")  # of an experiment's results file
 # Shown in the setup line even at their default values: what a reader needs to picture the run.
 SETUP_KEYS = ("dataset", "model", "widths", "activation", "init", "optimizer", "lr", "batch_size", "iters")
 
@@ -67,10 +68,8 @@ class Summary:
 def load_entries(results_dir: Path, preset: str | None = None) -> list[Entry]:
     """One entry per experiment: the ``preset`` results file, or the newest one when none is asked for."""
     results_dir = Path(results_dir)
-    found = {d.name for d in results_dir.iterdir() if d.is_dir() and any(d.glob("*.json"))} \
-        if results_dir.is_dir() else set()
     entries = []
-    for name in sorted(set(experiment_names()) | found):
+    for name in experiment_names():
         files = sorted((results_dir / name).glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
         chosen = [f for f in files if f.stem == preset] if preset else files[:1]
         entry = Entry(name, other_presets=[f.stem for f in files if f not in chosen])
@@ -79,7 +78,11 @@ def load_entries(results_dir: Path, preset: str | None = None) -> list[Entry]:
         else:
             entry.path = chosen[0]
             try:
-                entry.results = json.loads(entry.path.read_text())
+                results = json.loads(entry.path.read_text())
+                missing = [k for k in REQUIRED_KEYS if k not in results]
+                if missing:
+                    raise ValueError(f"not an experiment's results (no {', '.join(missing)})")
+                entry.results = results
             except (OSError, ValueError) as err:
                 entry.problem = f"unreadable results file {entry.path}: {err}"
         entries.append(entry)
@@ -482,7 +485,9 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
         except (KeyError, TypeError, ValueError, IndexError) as err:
             # One malformed or outdated results file must not hide every other experiment.
             entry.problem = f"could not be reported ({type(err).__name__}: {err})"
-            body += [f'<a id="{entry.name}"></a>', "", f"## {entry.name}", "", f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
+            entry.results = None
+            body += [f'<a id="{entry.name}"></a>', "", f"## {entry.name}", "",
+                     f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
     claims, failing = summary.claims, summary.failing
     not_run = [e.name for e in entries if e.problem.startswith("not run")]
     broken = [e for e in entries if e.problem and not e.problem.startswith("not run")]

@@ -339,7 +339,7 @@ def agg(results: dict, variant: str, metric: str = "final_test_acc", stat: str =
 def format_stats(s: dict, digits: int = 3) -> str:
     if not s or s["n"] == 0:
         return "diverged" if s is not None else "-"
-    if 0 < abs(s["mean"]) < 10 ** -digits:  # tiny ratios (gradient flow) need exponents
+    if 0 < abs(s["mean"]) < 10 ** (1 - digits):  # under two significant digits (gradient ratios): exponents
         return f"{s['mean']:.2e} ± {s['std']:.1e} (n={s['n']})"
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} (n={s['n']})"
 
