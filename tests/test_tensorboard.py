@@ -160,13 +160,17 @@ def test_custom_scalars_layout_tells_the_experiment_story(vanishing, server):
     titles = [c["title"] for c in margins]
     assert any(t.startswith("accuracy/test") for t in titles) and any(t.startswith("loss/test") for t in titles)
     mean_run = run_name(vanishing, "relu + he", "mean")
+    histories = [t["history"] for t in vanishing["trials"] if t["variant"] == "relu + he"]
+    field_of = {tag: field for field, tag in tb.POINT_TAGS.items()}
     for chart in margins:
         (series,) = chart["margin"]["series"]
-        values = {key: [v for _, _, v in server.get("/data/plugin/scalars/scalars", run=mean_run, tag=series[key])]
+        served = {key: [v for _, _, v in server.get("/data/plugin/scalars/scalars", run=mean_run, tag=series[key])]
                   for key in ("value", "lower", "upper")}
-        assert len(values["value"]) == len(next(t for t in vanishing["trials"] if t["variant"] == "relu + he")["history"])
-        for low, mean, high in zip(values["lower"], values["value"], values["upper"]):
-            assert low <= mean <= high
+        field = field_of[chart["title"].split(" ")[0]]
+        per_seed = [[p[field] for p in h] for h in histories]
+        assert served["value"] == pytest.approx([sum(v) / len(v) for v in zip(*per_seed)], rel=1e-5)
+        assert served["lower"] == pytest.approx([min(v) for v in zip(*per_seed)], rel=1e-5)
+        assert served["upper"] == pytest.approx([max(v) for v in zip(*per_seed)], rel=1e-5)
 
 
 def test_hparams_table_compares_trials_with_final_metrics(vanishing, server):
