@@ -22,8 +22,6 @@ ACTIVATION_TAGS = {"mean": "act_mean", "std": "act_std", "saturated": "act_satur
 HPARAM_METRICS = {"final_test_acc": "hparams/final_test_acc", "final_test_loss": "hparams/final_test_loss",
                   "grad_ratio_first_last": "hparams/grad_ratio_first_last"}
 AGGREGATED = ("accuracy_test", "loss_test", "accuracy_train", "loss_train")
-# what tells trials apart: TensorBoard's hparams table opens on five columns, these first
-COMPARED_HPARAMS = ("variant", "group", "seed")
 
 
 def trial_dir(logdir: Path, experiment: str, preset: str, variant: str, seed: int) -> Path:
@@ -76,7 +74,7 @@ class TrialWriter:
         hp["status"] = result["status"]
         hp["seed"] = result["seed"]  # one row per trial in the hparams table, seeds told apart
         experiment, *session = hparams_summary(hp, metrics)
-        for summary in (_flag_compared(experiment), *session):
+        for summary in (_flag_compared(experiment, {*self.hparams, "seed"}), *session):
             self.writer.file_writer.add_summary(summary)
         step = result["config"]["iters"]
         for tag, value in metrics.items():
@@ -86,14 +84,15 @@ class TrialWriter:
         self.writer.close()
 
 
-def _flag_compared(summary):
-    """Mark COMPARED_HPARAMS as differing in the experiment summary (torch leaves every hparam
-    unmarked, so the table would open on the alphabetically first config keys instead)."""
+def _flag_compared(summary, names: set[str]):
+    """Mark ``names`` (the caller's columns, e.g. variant and group, and the seed: what tells trials
+    apart) as differing in the experiment summary. TensorBoard's hparams table opens on five columns,
+    differing ones first; torch marks none, so it would open on the alphabetically first config keys."""
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
     plugin_data = summary.value[0].metadata.plugin_data
     data = HParamsPluginData.FromString(plugin_data.content)
     for info in data.experiment.hparam_infos:
-        info.differs = info.name in COMPARED_HPARAMS
+        info.differs = info.name in names
     plugin_data.content = data.SerializeToString()
     return summary
 
