@@ -36,6 +36,22 @@ def init_weight(weight: torch.Tensor, scheme: str, generator: torch.Generator | 
         raise ValueError(f"unknown init scheme '{scheme}'")
 
 
+def init_variance(scheme: str, fan_in: int, fan_out: int) -> float:
+    """The variance of one weight under ``scheme`` (what variance-propagation theory needs)."""
+    kind, _, arg = scheme.partition(":")
+    if kind in ("zeros", "constant"):
+        return 0.0
+    if kind == "normal":
+        return float(arg) ** 2
+    if kind == "xavier":
+        return 1.0 / fan_in
+    if kind == "he":
+        return 2.0 / fan_in
+    if kind == "glorot":
+        return 2.0 / (fan_in + fan_out)
+    raise ValueError(f"unknown init scheme '{scheme}'")
+
+
 def init_model(model: nn.Module, scheme: str, generator: torch.Generator | None = None) -> None:
     if scheme == "default":
         return

@@ -1,0 +1,300 @@
+"""Section 1-2: weight initialisation.
+
+Phenomenon: the scale of the initial weights decides what the activations look like layer after
+layer, and so whether the network can learn. Too large (N(0, 1)) piles sigmoid outputs at 0 and
+1, where the derivative vanishes; too small (N(0, 0.01)) piles them at 0.5 and makes ReLU
+outputs collapse towards 0; Xavier (N(0, 1/n_in)) suits sigmoid/tanh, He (N(0, 2/n_in)) ReLU.
+
+Setup (the book): (1) no training: input randn(1000, 100) through 5 bias-free layers of 100
+units, for 5 inits x sigmoid/tanh/ReLU, several seeds; per layer mean, sd, share saturated and
+share dead. (2) training: 4 hidden layers of 100 ReLU, SGD lr 0.01, batch 128, 2000 iterations,
+N(0, 0.01) / Xavier / He, and sigmoid with N(0, 1) vs Xavier; the metric is the mean batch loss
+over iterations 1000-2000. (3) zero and constant init, trained like (2).
+"glorot" is torch's xavier_normal_, 2/(n_in + n_out): with 100 x 100 layers it equals Xavier.
+
+Theory (variance propagation): a pre-activation a = w . h, with independent N(0, s^2) weights,
+is exactly Gaussian given the layer below, with variance n s^2 q (fan-in n, q the mean square of
+h). Taking q at its expectation (exact as the width grows) gives the recursion v_l = n s^2 q_{l-1}
+from q_0 = 1 (randn input); each layer's mean, sd and q_l are then Gaussian integrals of the
+activation under N(0, v_l), computed numerically (trapezoid rule on a fine grid; no linearisation;
+ReLU's closed form sd = sqrt(v (pi - 1) / (2 pi)) checks it). Over 200 seeds the seed-mean sd
+agrees with it within 1.5% in every cell; one seed scatters by up to 14% (ReLU, layer 5).
+
+Zero and constant init. When every unit of a layer starts with the same incoming and outgoing
+weights, the units compute the same output and receive the same gradient, so they stay copies for
+ever and the layer acts as one unit: measured, the largest difference between two units' incoming
+weights stays exactly 0 (from He it is about 1 after training). Beyond that, zero and a non-zero
+constant differ. All zeros is a stationary point. With ReLU the hidden outputs are relu(0) = 0, so
+the output weights' gradient (error x hidden output) is 0, and the error sent back through the
+zero output weights is 0 too: no hidden weight ever moves (measured: exactly 0) and only the
+output biases learn the class frequencies. With sigmoid the hidden outputs are sigmoid(0) = 0.5,
+not 0, so the output weights do get a gradient, but 0.5 is the same for every image: the output
+layer can learn only the class frequencies, which the biases fit anyway, so the output weights
+stay tiny and so does the error sent back; the hidden weights move by about 1e-5 in 2000
+iterations (a saddle the network does not leave). A non-zero constant (0.01, ReLU) passes the
+image forward from the start (each unit sees 0.01 x the sum of its inputs), so the network does
+learn, but as a network one unit wide: about 0.25 test accuracy after 2000 iterations, He 0.93.
+
+References (book, REFERENCES.md): sd per layer under ReLU + Xavier 0.58, 0.41, 0.29, 0.20, 0.15;
+ReLU + He about 0.82; late loss N(0, 0.01) 2.302, Xavier 0.323, He 0.239.
+
+Measured (full preset, 5 seeds, late loss): N(0, 0.01) 2.301-2.302, Xavier 0.350-0.367, He
+0.247-0.262 (test accuracy 0.93); plain-torch probes gave He 0.255-0.264 (REFERENCES.md).
+Runtime: measured only on a 2-core machine shared with other jobs (load 10+): quick 16 trials
+in about 80 s of CPU time; the activation part (no training) about 9 s of it, mostly figures.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from repro import figures
+from repro.claims import Claim, at_least, at_most, between, is_true
+from repro.config import TrialConfig
+from repro.nets import ACTIVATION_MODULES, init_variance, init_weight
+from repro.probes import ASYMPTOTES, activation_stats
+from repro.runner import Reference, Variant, agg, format_stats, stats
+from repro.tb import safe_name
+
+TITLE = "Section 1-2: weight initialisation (activation distributions, training, symmetry)"
+
+PRESETS = {
+    "full": {"seeds": 3, "iters": 2000, "eval_every": 100, "act_seeds": 10},
+    # quick: the same networks, 300 iterations evaluated once; thresholds in tests/ come from it
+    "quick": {"seeds": 2, "iters": 300, "eval_every": 300, "act_seeds": 10},
+}
+
+INITS = {"normal:1": "N(0,1)", "normal:0.01": "N(0,0.01)", "xavier": "Xavier", "he": "He", "glorot": "Glorot"}
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+WIDTH, LAYERS, SAMPLES = 100, 5, 1000
+
+BOOK = TrialConfig(widths=(100,) * 4, optimizer="sgd", lr=0.01, batch_size=128)
+TRAINING = [  # name, activation, init, reference (book, mean batch loss over iterations 1000-2000)
+    ("relu + N(0,0.01)", "relu", "normal:0.01", 2.302),
+    ("relu + xavier", "relu", "xavier", 0.323),
+    ("relu + he", "relu", "he", 0.239),
+    ("sigmoid + N(0,1)", "sigmoid", "normal:1", None),
+    ("sigmoid + xavier", "sigmoid", "xavier", None),
+]
+SYMMETRY = [("relu + zeros", "relu", "zeros"), ("sigmoid + zeros", "sigmoid", "zeros"),
+            ("relu + constant 0.01", "relu", "constant:0.01")]
+
+
+def variants(p: dict) -> list[Variant]:
+    out = []
+    for name, act, init, ref in TRAINING:
+        cfg = BOOK.replace(activation=act, init=init, iters=p["iters"], eval_every=p["eval_every"])
+        out.append(Variant(name, cfg, group="book: relu" if act == "relu" else "sigmoid",
+                           reference=Reference("late_loss", ref, ref, "book") if ref else None,
+                           metric="late_loss", keep_state=init == "he"))  # He: the units-differ baseline
+    for name, act, init in SYMMETRY:  # the same budget as He, so the accuracies compare
+        cfg = BOOK.replace(activation=act, init=init, iters=p["iters"], eval_every=p["eval_every"])
+        out.append(Variant(name, cfg, group="symmetry", keep_state=True))
+    return out
+
+
+# ---- part 1: activation distributions, no training ----
+
+def propagate(x: torch.Tensor, init: str, activation: str, layers: int = LAYERS,
+              generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Each layer's activations for input ``x`` through ``layers`` bias-free square layers."""
+    f = ACTIVATION_MODULES[activation]()
+    outputs, h = [], x
+    for _ in range(layers):
+        weight = torch.empty(x.shape[1], x.shape[1])
+        init_weight(weight, init, generator)
+        h = f(h @ weight.T)
+        outputs.append(h)
+    return outputs
+
+
+def gaussian_moments(activation: str, variance: float) -> tuple[float, float]:
+    """E[f(a)] and E[f(a)^2] for a ~ N(0, variance), by the trapezoid rule on a fine grid."""
+    z = torch.linspace(-12.0, 12.0, 48001, dtype=torch.float64)
+    density = torch.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    y = ACTIVATION_MODULES[activation]()(math.sqrt(variance) * z)
+    return float(torch.trapezoid(y * density, z)), float(torch.trapezoid(y * y * density, z))
+
+
+def predicted_std(init: str, activation: str, layers: int = LAYERS, width: int = WIDTH,
+                  input_second_moment: float = 1.0) -> list[float]:
+    """Variance propagation: v_l = n s^2 q_{l-1}; sd_l and q_l from f under N(0, v_l)."""
+    q, out = input_second_moment, []
+    for _ in range(layers):
+        m1, m2 = gaussian_moments(activation, width * init_variance(init, width, width) * q)
+        out.append(math.sqrt(max(m2 - m1 * m1, 0.0)))
+        q = m2
+    return out
+
+
+def unit_spread(weight: torch.Tensor) -> float:
+    """The largest difference between two units' incoming weights (rows), over all inputs."""
+    return float((weight.max(0).values - weight.min(0).values).max())
+
+
+def hidden_weights(state: dict) -> list[torch.Tensor]:
+    """The hidden layers' weight matrices of a trained MLP's state_dict (the output layer left out)."""
+    names = sorted((k for k in state if k.startswith("fc") and k.endswith(".weight")),
+                   key=lambda k: int(k[2:].split(".")[0]))
+    return [state[k] for k in names[:-1]]
+
+
+def largest_move(state: dict, init: str) -> float:
+    """How far the hidden weights moved from a deterministic init (zeros or a constant)."""
+    moves = []
+    for weight in hidden_weights(state):
+        start = torch.empty_like(weight)
+        init_weight(start, init)
+        moves.append(float((weight - start).abs().max()))
+    return max(moves)
+
+
+def activation_distributions(activation: str, seeds: range) -> tuple[dict, dict]:
+    """Per init: each seed's per-layer statistics and the theory's sd; and the first seed's activations."""
+    cells, first = {}, {}
+    for init in INITS:
+        per_seed = {"mean": [], "std": [], "saturated": [], "dead": []}
+        for seed in seeds:
+            g = torch.Generator().manual_seed(seed)
+            layers = propagate(torch.randn(SAMPLES, WIDTH, generator=g), init, activation, generator=g)
+            layer_stats = [activation_stats(h, activation) for h in layers]
+            for key in per_seed:
+                per_seed[key].append([float(s[key]) for s in layer_stats])
+            if seed == seeds[0]:
+                first[init] = layers
+        cells[init] = {**per_seed, "theory_std": predicted_std(init, activation)}
+    return cells, first
+
+
+def histogram_grid(activation: str, layers_by_init: dict, cells: dict):
+    """Rows = init, columns = layer: seed 0's activations, titled with the seed-mean sd and tail share."""
+    fig, axes = figures.new(len(layers_by_init), LAYERS, size=(2.2, 1.5))
+    tail = "dead" if activation == "relu" else "saturated"
+    for row, (init, layers) in zip(axes, layers_by_init.items()):
+        if activation == "relu":  # dead units are a spike at 0: their share is in the title, not the bars
+            layers = [h[h > 0] for h in layers]
+            high = max((float(h.max()) for h in layers if h.numel()), default=1.0)
+            low = 0.0
+        else:
+            low, high = ASYMPTOTES[activation]
+        for k, (ax, h) in enumerate(zip(row, layers)):
+            ax.stairs(torch.histc(h, 30, low, high).numpy(), torch.linspace(low, high, 31).numpy(), fill=True)
+            sd, share = (seed_mean(cells[init], key)[k] for key in ("std", tail))
+            ax.set_title(f"sd {sd:.2g}, {tail} {share:.0%}", fontsize=7)
+            ax.set_yticks([])
+            ax.locator_params(axis="x", nbins=3)
+            ax.tick_params(labelsize=6)
+        row[0].set_ylabel(INITS[init], fontsize=9)
+    for k, ax in enumerate(axes[-1], start=1):
+        ax.set_xlabel(f"layer {k}", fontsize=8)
+    fig.suptitle(f"{activation}: activations per layer (seed 0; titles: mean over seeds)", fontsize=10)
+    return fig
+
+
+def seed_mean(cell: dict, key: str) -> list[float]:
+    """Per layer, the mean over seeds of one statistic of an (activation, init) cell."""
+    return torch.tensor(cell[key]).mean(0).tolist()
+
+
+def layer_ratios(sd: list[float]) -> list[float]:
+    """sd of each layer over the sd of the layer below it."""
+    return [b / a for a, b in zip(sd, sd[1:])]
+
+
+def activation_table(activation: str, cells: dict) -> str:
+    tail = "dead" if activation == "relu" else "saturated"
+    lines = [f"| init | layer | mean | sd | sd (theory) | sd / theory | {tail} |", "|---|---|---|---|---|---|---|"]
+    for init, cell in cells.items():
+        mean, sd, share = (seed_mean(cell, key) for key in ("mean", "std", tail))
+        for k, theory in enumerate(cell["theory_std"]):
+            lines.append(f"| {INITS[init]} | {k + 1} | {mean[k]:.3g} | {sd[k]:.3g} | {theory:.3g} | "
+                         f"{sd[k] / theory:.3f} | {share[k]:.1%} |")
+    return "\n".join(lines)
+
+
+def symmetry_table(symmetry: dict, trials: dict) -> str:
+    lines = ["| variant | largest difference between units | largest move of hidden weights | test accuracy |",
+             "|---|---|---|---|"]
+    for name, m in symmetry.items():
+        move = f"{max(m['hidden_move']):.3g}" if "hidden_move" in m else "-"
+        accuracy = format_stats(stats([t["summary"]["final_test_acc"] for t in trials[name]]))
+        lines.append(f"| {name} | {max(m['unit_spread']):.3g} | {move} | {accuracy} |")
+    return "\n".join(lines)
+
+
+def extras(p: dict, ctx) -> dict:
+    from torch.utils.tensorboard import SummaryWriter
+    out = {"activations": {}, "symmetry": {}, "figures": {}, "tables": {}}
+    for act in ACTIVATIONS:
+        cells, first = activation_distributions(act, range(p["act_seeds"]))
+        out["activations"][act] = cells
+        for init, layers in first.items():
+            with SummaryWriter(str(ctx.logdir / "activations" / safe_name(f"{act} + {INITS[init]}"))) as w:
+                for k, h in enumerate(layers, start=1):
+                    w.add_histogram(f"activations/act{k}", h, 0)
+        out["figures"][f"activations, {act}"] = figures.save(
+            histogram_grid(act, first, cells), ctx.out_dir / f"activations_{act}.png", ctx.logdir, f"init/{act}")
+        out["tables"][f"{act}: randn(1000, 100) through 5 bias-free layers of 100, mean over "
+                      f"{p['act_seeds']} seeds; theory: variance propagation"] = activation_table(act, cells)
+    inits = {name: init for name, _, init in SYMMETRY}
+    for name, states in ctx.states.items():
+        out["symmetry"][name] = {"unit_spread": [max(map(unit_spread, hidden_weights(s))) for s in states]}
+        if name in inits:
+            out["symmetry"][name]["hidden_move"] = [largest_move(s, inits[name]) for s in states]
+    out["tables"]["symmetry: hidden layers' incoming weights after training (worst seed)"] = \
+        symmetry_table(out["symmetry"], ctx.trials)
+    return out
+
+
+def claims(results: dict) -> list[Claim]:
+    acts, sym = results["extras"]["activations"], results["extras"]["symmetry"]
+    trials = {name: [t["summary"]["late_loss"] for t in results["trials"] if t["variant"] == name]
+              for name, *_ in TRAINING}
+    he_sd, xavier_sd = seed_mean(acts["relu"]["he"], "std"), seed_mean(acts["relu"]["xavier"], "std")
+    small = acts["sigmoid"]["normal:0.01"]
+    theory_error = max(abs(m / t - 1) for cells in acts.values() for cell in cells.values()
+                       for m, t in zip(seed_mean(cell, "std"), cell["theory_std"]))
+    copies = [name for name, *_ in SYMMETRY]
+    return [
+        at_least("sigmoid + N(0, 1): over 60% of activations saturated in every layer (least layer, seed mean)",
+                 min(seed_mean(acts["sigmoid"]["normal:1"], "saturated")), 0.6),
+        between("tanh + N(0, 1): about 85% beyond |0.95| (seed mean over layers)",
+                sum(seed_mean(acts["tanh"]["normal:1"], "saturated")) / LAYERS, 0.8, 0.9),
+        at_most("sigmoid + N(0, 0.01): sd below 0.03 in every layer (largest, any seed)",
+                max(map(max, small["std"])), 0.03),
+        at_most("sigmoid + N(0, 0.01): piled around 0.5 (largest |mean - 0.5|, any seed and layer)",
+                max(abs(v - 0.5) for seed in small["mean"] for v in seed), 0.01),
+        at_most("ReLU + He: sd within 20% across the 5 layers (largest / smallest, seed mean)",
+                max(he_sd) / min(he_sd), 1.2),
+        between("ReLU + Xavier: sd shrinks by about 1/sqrt(2) a layer (geometric mean ratio, seed mean)",
+                (xavier_sd[-1] / xavier_sd[0]) ** (1 / (LAYERS - 1)), 0.65, 0.77),
+        at_most("ReLU + N(0, 0.01): sd collapses by over 10x a layer (largest layer ratio, any seed)",
+                max(max(layer_ratios(sd)) for sd in acts["relu"]["normal:0.01"]["std"]), 0.1),
+        between("ReLU: about half the units dead at every init and layer (seed mean, farthest from 0.5)",
+                max((v for cell in acts["relu"].values() for v in seed_mean(cell, "dead")), key=lambda v: abs(v - 0.5)),
+                0.45, 0.55),
+        at_most("variance-propagation theory predicts every layer's sd (largest |measured / theory - 1|)",
+                theory_error, 0.15),
+        at_most("training: ReLU + N(0, 0.01) stays within 0.01 of ln 10 (late loss, farthest seed)",
+                max(abs(v - math.log(10)) for v in trials["relu + N(0,0.01)"]), 0.01),
+        is_true("training: ReLU + He ends below ReLU + Xavier (late loss, margin of the means)",
+                agg(results, "relu + he", "late_loss") < agg(results, "relu + xavier", "late_loss"),
+                agg(results, "relu + xavier", "late_loss") - agg(results, "relu + he", "late_loss")),
+        at_most("zero/constant init: every hidden unit keeps identical incoming weights "
+                "(largest difference between units, any variant and seed)",
+                max(max(sym[n]["unit_spread"]) for n in copies), 1e-6),
+        at_least("... while from He init the units differ (smallest difference between units, any seed)",
+                 min(sym["relu + he"]["unit_spread"]), 0.1),
+        at_most("ReLU + zeros: the hidden weights never move (largest |W|, any seed)",
+                max(sym["relu + zeros"]["hidden_move"]), 0.0),
+        at_least("sigmoid + zeros: the hidden weights do get a gradient (largest move, least seed)",
+                 min(sym["sigmoid + zeros"]["hidden_move"]), 1e-7),
+        at_most("... but barely move: a saddle it does not leave (largest move, any seed)",
+                max(sym["sigmoid + zeros"]["hidden_move"]), 1e-3),
+        at_least("ReLU + constant 0.01 learns, as copies: its hidden weights move >= 50x more than from zeros "
+                 "(least constant seed / largest sigmoid-zeros seed)",
+                 min(sym["relu + constant 0.01"]["hidden_move"]) / max(sym["sigmoid + zeros"]["hidden_move"]), 50),
+        at_least("a network of copies wastes its width: test accuracy below He's by >= 0.5 (He - best copy, means)",
+                 agg(results, "relu + he") - max(agg(results, n) for n in copies), 0.5),
+    ]
