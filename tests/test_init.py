@@ -112,4 +112,5 @@ def test_outputs_a_grid_per_activation_histograms_and_tables(results):
         table = next(t for title, t in results["extras"]["tables"].items() if title.startswith(act))
         assert len(table.splitlines()) == 2 + len(INITS) * 5
     logdir = Path(results["path"]).parents[2] / "runs" / "init" / "quick" / "activations"
-    assert len([d for d in logdir.iterdir() if any(d.glob("events.out.tfevents.*"))]) == len(ACTIVATIONS) * len(INITS)
+    runs = [d for d in logdir.iterdir() if any(d.glob("events.out.tfevents.*"))]
+    assert len(runs) == len(ACTIVATIONS) * len(INITS)
