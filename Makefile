@@ -8,7 +8,7 @@ DEVICE ?= auto
 SEEDS ?=
 SET ?=
 RUN_ARGS := --preset $(PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)) $(foreach s,$(SET),--set $(s))
-EXPERIMENTS := vanishing init optimizers
+EXPERIMENTS := vanishing init cnn optimizers
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "cosine", "step")
-DATASETS = ("mnist", "fashion-mnist")
-MODELS = ("mlp",)
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+MODELS = ("mlp", "cnn")
 L1_MODES = ("subgradient", "proximal")
 INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|default|normal:[0-9.eE+-]+|constant:[0-9.eE+-]+)$")
+# one token of a ConvNet's conv stack: <channels>[x<kernel>][p<padding>] | r<channels> | pool | gap
+CONV_TOKEN = re.compile(r"^([1-9]\d*(x[1-9]\d*)?(p\d+)?|r[1-9]\d*|pool|gap)$")
 
 
 class ConfigError(ValueError):
@@ -31,7 +33,8 @@ class TrialConfig:
     train_size: int | None = None     # first N training images (None: all 60000)
     test_size: int | None = None      # first N test images (None: all 10000)
     # network
-    model: str = "mlp"                # mlp (the builders in repro/nets.py)
+    model: str = "mlp"                # mlp | cnn (the builders in repro/nets.py)
+    conv: tuple[str, ...] = ("30x5p0", "pool")   # cnn: conv stack before `widths` (see repro/nets.py)
     widths: tuple[int, ...] = (100, 100, 100, 100)   # hidden widths; input 784 and output 10 implied
     activation: str = "relu"
     init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | default
@@ -40,6 +43,7 @@ class TrialConfig:
     bn_eps: float = 1e-5              # added to BN's batch variance: torch's default; the book's is 1e-6
     dropout: float = 0.0              # after each hidden activation (inverted dropout, nn.Dropout)
     input_dropout: float = 0.0        # on the input pixels (the dropout paper's 0.2)
+    output_dropout: float = 0.0       # on the logits (the book's DeepConvNet: 0.5)
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -128,14 +132,18 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.l1_mode in L1_MODES, f"l1_mode={cfg.l1_mode}: choose from {', '.join(L1_MODES)}")
     need(bool(INIT_PATTERN.match(cfg.init)),
          f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he or default")
-    need(len(cfg.widths) > 0 and all(w > 0 for w in cfg.widths), f"widths={cfg.widths}: need positive widths")
+    need((len(cfg.widths) > 0 or cfg.model == "cnn") and all(w > 0 for w in cfg.widths),
+         f"widths={cfg.widths}: need positive widths")
+    bad = [t for t in cfg.conv if not CONV_TOKEN.match(t)]
+    need(not bad, f"conv={','.join(cfg.conv)}: '{bad[0] if bad else ''}' is not <channels>[x<kernel>][p<pad>], "
+                  "r<channels>, pool or gap")
     need(cfg.lr > 0, f"lr={cfg.lr}: the learning rate must be positive")
     need(cfg.iters > 0, f"iters={cfg.iters}: must be at least 1")
     need(cfg.batch_size > 0, f"batch_size={cfg.batch_size}: must be at least 1")
     need(cfg.eval_every > 0, f"eval_every={cfg.eval_every}: must be at least 1")
     need(cfg.train_size is None or cfg.train_size > 0, f"train_size={cfg.train_size}: must be positive")
     need(cfg.test_size is None or cfg.test_size > 0, f"test_size={cfg.test_size}: must be positive")
-    for name in ("dropout", "input_dropout"):
+    for name in ("dropout", "input_dropout", "output_dropout"):
         need(0.0 <= getattr(cfg, name) < 1.0, f"{name}={getattr(cfg, name)}: must be in [0, 1)")
     for name in ("weight_decay", "l1", "momentum", "probe_every", "hist_every"):
         need(getattr(cfg, name) >= 0, f"{name}={getattr(cfg, name)}: must not be negative")

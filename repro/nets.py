@@ -7,12 +7,14 @@ PyTorch's own default layer init differs, so every layer is re-initialised expli
 """
 from __future__ import annotations
 
+import math
+import re
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-from .config import TrialConfig
+from .config import ConfigError, TrialConfig
 
 ACTIVATION_MODULES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -79,6 +81,8 @@ def build_mlp(cfg: TrialConfig, in_features: int = 784, classes: int = 10,
             layers[f"drop{k}"] = nn.Dropout(cfg.dropout)
         width_in = width
     layers[f"fc{len(cfg.widths) + 1}"] = nn.Linear(width_in, classes)
+    if cfg.output_dropout:
+        layers[f"drop{len(cfg.widths) + 1}"] = nn.Dropout(cfg.output_dropout)
     model = nn.Sequential(layers)
     init_model(model, cfg.init, generator)
     return model
@@ -94,10 +98,113 @@ def activation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
 
 
-def build_model(cfg: TrialConfig, generator: torch.Generator | None = None) -> nn.Module:
-    """The network a config names; MLPs take flat images."""
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Output height (or width) of a convolution or pooling window: floor((H + 2P - FH) / S) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class ConvNet(nn.Module):
+    """Layers registered flat and in network order (conv1, bn1, act1, pool1, ..., fc1, ...), so probes
+    and TensorBoard tags name them exactly as in an MLP. A residual block is a span of these layers:
+    ``shortcuts`` maps the block's last activation to its first conv, whose input is added back just
+    before that activation (the identity shortcut, ReLU after the addition)."""
+
+    def __init__(self, layers: OrderedDict, shortcuts: dict[str, str]):
+        super().__init__()
+        for name, module in layers.items():
+            self.add_module(name, module)
+        self.shortcuts = shortcuts
+        self.block_starts = set(shortcuts.values())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        block_inputs = {}
+        for name, module in self.named_children():
+            if name in self.block_starts:
+                block_inputs[name] = x
+            if name in self.shortcuts:
+                x = x + block_inputs.pop(self.shortcuts[name])
+            x = module(x)
+        return x
+
+
+def build_convnet(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28), classes: int = 10,
+                  generator: torch.Generator | None = None) -> ConvNet:
+    """cfg.conv's stack -> flatten -> [fc -> (bn) -> act -> (dropout)] per cfg.widths -> fc out.
+
+    Tokens of cfg.conv: "<c>[x<k>][p<p>]" is a k x k convolution (k 3 unless given) with c filters,
+    stride 1, padding p (k // 2, "same", unless given), then BN (cfg.batchnorm) and the activation;
+    "r<c>" a basic residual block (He et al. 2016): two 3x3 convs of c filters, each followed by BN
+    (cfg.batchnorm), the identity added before the second activation, and the block's last BN scale
+    initialised to zero so that the block starts as the identity; "pool" max-pooling 2x2 stride 2;
+    "gap" global average pooling. bn<k>, act<k> and drop<k> belong to the k-th weighted layer."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    shortcuts, zero_scales = {}, []
+    channels, height, width = input_shape
+    k = 0
+
+    def conv_unit(filters: int, kernel: int, padding: int) -> None:
+        nonlocal k, channels, height, width
+        k += 1
+        layers[f"conv{k}"] = nn.Conv2d(channels, filters, kernel, padding=padding)
+        if cfg.batchnorm:
+            layers[f"bn{k}"] = nn.BatchNorm2d(filters, eps=cfg.bn_eps, affine=cfg.bn_affine)
+        layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
+        channels, height, width = filters, conv_output_size(height, kernel, 1, padding), \
+            conv_output_size(width, kernel, 1, padding)
+
+    if cfg.input_dropout:
+        layers["drop0"] = nn.Dropout(cfg.input_dropout)
+    for token in cfg.conv:
+        if token in ("pool", "gap"):
+            layers[f"{token}{sum(name.startswith(token) for name in layers) + 1}"] = nn.MaxPool2d(2, 2) if token == "pool" else nn.AdaptiveAvgPool2d(1)
+            height, width = (conv_output_size(height, 2, 2), conv_output_size(width, 2, 2)) \
+                if token == "pool" else (1, 1)
+        elif token.startswith("r"):
+            filters = int(token[1:])
+            if filters != channels:
+                raise ConfigError(f"conv token {token}: a residual block keeps its width, but its input has "
+                                  f"{channels} channels; put a conv of {filters} filters before it")
+            conv_unit(filters, 3, 1)
+            conv_unit(filters, 3, 1)
+            shortcuts[f"act{k}"] = f"conv{k - 1}"
+            if cfg.batchnorm and cfg.bn_affine:
+                zero_scales.append(layers[f"bn{k}"])
+        else:
+            filters, kernel, padding = re.fullmatch(r"(\d+)(?:x(\d+))?(?:p(\d+))?", token).groups()
+            kernel = int(kernel or 3)
+            conv_unit(int(filters), kernel, kernel // 2 if padding is None else int(padding))
+        if height < 1 or width < 1:
+            raise ConfigError(f"conv={','.join(cfg.conv)}: the {input_shape[1]}x{input_shape[2]} input "
+                              f"shrinks to nothing at '{token}'")
+    layers["flatten"] = nn.Flatten()
+    width_in, n_conv = channels * height * width, k
+    for width_out in cfg.widths:
+        k += 1
+        layers[f"fc{k - n_conv}"] = nn.Linear(width_in, width_out)
+        if cfg.batchnorm:
+            layers[f"bn{k}"] = nn.BatchNorm1d(width_out, eps=cfg.bn_eps, affine=cfg.bn_affine)
+        layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
+        if cfg.dropout:
+            layers[f"drop{k}"] = nn.Dropout(cfg.dropout)
+        width_in = width_out
+    k += 1
+    layers[f"fc{k - n_conv}"] = nn.Linear(width_in, classes)
+    if cfg.output_dropout:
+        layers[f"drop{k}"] = nn.Dropout(cfg.output_dropout)
+    model = ConvNet(layers, shortcuts)
+    init_model(model, cfg.init, generator)
+    for bn in zero_scales:
+        nn.init.zeros_(bn.weight)
+    return model
+
+
+def build_model(cfg: TrialConfig, generator: torch.Generator | None = None,
+                input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Module:
+    """The network a config names for inputs of ``input_shape`` (C, H, W; MLPs take them flat)."""
     if cfg.model == "mlp":
-        return build_mlp(cfg, generator=generator)
+        return build_mlp(cfg, in_features=math.prod(input_shape), generator=generator)
+    if cfg.model == "cnn":
+        return build_convnet(cfg, input_shape, generator=generator)
     raise ValueError(f"unknown model '{cfg.model}'")
 
 

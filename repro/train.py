@@ -64,7 +64,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     device = data.x_train.device
     batch_gen, init_gen = seeded_generators(seed)
     torch.manual_seed(seed)  # dropout masks use the global generator
-    model = build_model(cfg, generator=init_gen).to(device)
+    model = build_model(cfg, generator=init_gen, input_shape=tuple(data.x_train.shape[1:])).to(device)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     weights, _ = split_decay_groups(model)
