@@ -8,7 +8,7 @@ DEVICE ?= auto
 SEEDS ?=
 SET ?=
 RUN_ARGS := --preset $(PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)) $(foreach s,$(SET),--set $(s))
-EXPERIMENTS := vanishing init cnn optimizers
+EXPERIMENTS := vanishing init cnn modern_cnn optimizers
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
@@ -35,6 +35,9 @@ data: $(STAMP)
 
 $(addprefix exp-,$(EXPERIMENTS)): exp-%: setup
 	$(PY) -m repro run $* $(RUN_ARGS)
+
+.PHONY: exp-modern-cnn
+exp-modern-cnn: exp-modern_cnn  # the module name has an underscore; both spellings work
 
 # Every experiment's preset (full unless PRESET says otherwise), one at a time, then the report.
 # An experiment that crashes does not stop the others; make still fails at the end, naming it.
