@@ -9,6 +9,8 @@ SEEDS ?=
 SET ?=
 RUN_ARGS := --preset $(PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)) $(foreach s,$(SET),--set $(s))
 EXPERIMENTS := vanishing init cnn modern_cnn optimizers
+# the audit of the notes reads the other experiments' results, so it comes last (exp-all runs in order)
+EXPERIMENTS += claims_audit
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
@@ -35,6 +37,17 @@ data: $(STAMP)
 
 $(addprefix exp-,$(EXPERIMENTS)): exp-%: setup
 	$(PY) -m repro run $* $(RUN_ARGS)
+
+# make exp-claims-audit: first the audited experiments that have no results at this PRESET yet, then
+# the audit, which prints every statement of the notes with its evidence and verdict.
+AUDITED := vanishing init batchnorm optimizers regularization
+.PHONY: exp-claims-audit
+exp-claims-audit: setup
+	@for e in $(AUDITED); do \
+		[ -f results/$$e/$(PRESET).json ] || $(PY) -m repro run $$e $(RUN_ARGS) || \
+			echo "make exp-claims-audit: $$e failed; its statements stay 'not run yet'" >&2; \
+	done
+	$(PY) -m repro run claims_audit $(RUN_ARGS)
 
 .PHONY: exp-modern-cnn
 exp-modern-cnn: exp-modern_cnn  # the module name has an underscore; both spellings work
