@@ -14,7 +14,7 @@ EXPERIMENTS += claims_audit
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: setup setup-ray data test test-full tensorboard report exp-all clean $(addprefix exp-,$(EXPERIMENTS))
+.PHONY: setup setup-ray data bench test test-full tensorboard report exp-all clean $(addprefix exp-,$(EXPERIMENTS))
 
 setup: $(STAMP) data
 
@@ -66,6 +66,10 @@ exp-all: setup
 # or the preset named with PRESET=...
 report: $(STAMP)
 	$(PY) -m repro report $(if $(filter command line environment,$(origin PRESET)),--preset $(PRESET))
+
+# Where the time goes, measured side by side in one run (writes results/bench.json); needs an idle machine.
+bench: setup
+	$(PY) -m repro bench
 
 test: setup $(RAY_STAMP)
 	$(PY) -m pytest -q
