@@ -5,6 +5,7 @@ Thresholds from 10 seeds of the quick preset (`python -m repro run optimizers --
 per seed; measured mean and worst case beside each.
 """
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,13 +125,77 @@ def test_every_optimizer_sees_the_same_batches():
 
 # ---- the quick preset ----
 
+# One claim is about the book's length and is judged there (make test-full): at half the training
+# SGD's late-loss ratio is 2.42 (10 seeds, worst 2.32), not yet 2.5; its floor is tested below.
+FULL_SETUP_CLAIMS = ("book: SGD's late loss is at least 2.5x",)
+LATE_LOSS_BANDS = {            # book network, 1000 iterations: mean batch loss over iterations 500-1000
+    "sgd 0.01": (0.30, 0.40),       # mean 0.346, range 0.335-0.359
+    "momentum 0.01": (0.12, 0.17),  # mean 0.143, range 0.138-0.150
+    "nesterov 0.01": (0.12, 0.16),  # mean 0.138, range 0.134-0.143
+    "adagrad 0.01": (0.085, 0.125),  # mean 0.105, range 0.100-0.110
+    "rmsprop 0.01": (0.21, 0.29),   # mean 0.249, range 0.239-0.264
+    "adam 0.001": (0.09, 0.125),    # mean 0.105, range 0.102-0.111
+}
+SGD_RATIO_FLOOR = 2.2          # SGD / min(Momentum, AdaGrad, Adam) late loss per seed: mean 2.42, worst 2.32
+COURSE_FLOORS = {              # final test accuracy after 1000 iterations
+    "course: momentum 0.3": 0.89,   # mean 0.930, worst 0.917
+    "course: adagrad 0.1": 0.91,    # mean 0.940, worst 0.932
+    "course: rmsprop 0.01": 0.92,   # mean 0.945, worst 0.941
+    "course: adam 0.01": 0.92,      # mean 0.944, worst 0.939
+}
+COURSE_STUCK_CEILING = 0.2     # SGD 0.01 and Momentum 0.01: mean 0.113 and 0.112, highest 0.1135
+SMALL_SGD_FLOOR = 2.2          # SGD 1e-4 final loss: mean 2.290, lowest 2.256
+# final loss on all training images, batch 32, 1000 iterations: cosine from 0.2 ends at 0.144-0.162
+DECAY_MARGIN_OVER_SMALL = 0.10   # 0.01 constant - cosine, per seed: mean 0.172, worst 0.153
+DECAY_MARGIN_OVER_LARGE = 0.005  # 0.2 constant - cosine, per seed: mean 0.049, worst 0.021
+
+
 @pytest.fixture(scope="module")
 def results(quick_run):
     return quick_run("optimizers")
 
 
 def test_claims_hold(results):
-    assert_claims_hold(results)
+    kept = [c for c in results["claims"] if not c["statement"].startswith(FULL_SETUP_CLAIMS)]
+    assert len(kept) == len(results["claims"]) - len(FULL_SETUP_CLAIMS)
+    assert_claims_hold({**results, "claims": kept})
+
+
+@pytest.mark.parametrize("variant", sorted(LATE_LOSS_BANDS))
+def test_book_late_loss_bands(results, variant):
+    low, high = LATE_LOSS_BANDS[variant]
+    assert all(low <= v <= high for v in per_seed(results, variant, "late_loss")), per_seed(results, variant, "late_loss")
+
+
+def test_sgd_late_loss_ratio_at_half_length(results):
+    sgd = per_seed(results, "sgd 0.01", "late_loss")
+    others = [per_seed(results, name, "late_loss") for name in ("momentum 0.01", "adagrad 0.01", "adam 0.001")]
+    assert min(s / min(o[i] for o in others) for i, s in enumerate(sgd)) >= SGD_RATIO_FLOOR
+
+
+def test_course_setup(results):
+    for variant, floor in COURSE_FLOORS.items():
+        assert min(per_seed(results, variant)) >= floor, variant
+    for variant in ("course: sgd 0.01", "course: momentum 0.01"):
+        assert max(per_seed(results, variant)) <= COURSE_STUCK_CEILING, variant
+
+
+def test_learning_rate_grid(results):
+    grid = results["extras"]["grid_divergence"]
+    assert min(per_seed(results, "sgd 0.0001", "final_train_loss")) >= SMALL_SGD_FLOOR
+    # a rate that trains normally is never classified as diverged (highest batch loss / start: 1.21)
+    for opt, rates in (("sgd", ("0.0001", "0.001", "0.01", "0.1")), ("adam", ("0.0001", "0.001", "0.01"))):
+        for lr in rates:
+            assert all(kind == "ok" for kind, _ in grid[opt][lr]), (opt, lr, grid[opt][lr])
+    # too large: SGD 1 (NaN in 7 of 10, the rest above 1.5x the start), Adam 0.1 and 1 (10 of 10), within 20 steps
+    for opt, lr in (("sgd", "1"), ("adam", "0.1"), ("adam", "1")):
+        assert all(kind != "ok" and step <= 20 for kind, step in grid[opt][lr]), (opt, lr, grid[opt][lr])
+
+
+def test_decay_ends_below_both_constant_rates_in_every_seed(results):
+    (cosine, _), (large, _), (small, _) = decay_runs(results["params"])
+    for c, a, b in zip(*(per_seed(results, name, "final_train_loss") for name in (cosine, large, small))):
+        assert b - c >= DECAY_MARGIN_OVER_SMALL and a - c >= DECAY_MARGIN_OVER_LARGE, (c, a, b)
 
 
 def test_book_optimizers_start_from_the_same_loss(results):
@@ -139,3 +204,15 @@ def test_book_optimizers_start_from_the_same_loss(results):
     for seed in range(results["seeds"]):
         first = {t["batch_loss"][0] for t in results["trials"] if t["variant"] in names and t["seed"] == seed}
         assert len(first) == 1, first
+
+
+def test_figures_written(results):
+    for title, path in results["extras"]["figures"].items():
+        assert Path(path).stat().st_size > 10_000, title
+
+
+@pytest.mark.slow
+def test_full_preset_claims_hold(tmp_path):
+    from repro.runner import run_experiment
+    assert_claims_hold(run_experiment("optimizers", "full", device="cpu", logdir=tmp_path / "runs",
+                                      results_dir=tmp_path / "results", progress=False))
