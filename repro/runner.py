@@ -157,6 +157,15 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def make_output_dirs(*folders: Path) -> None:
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot write to {folder} ({err.strerror or err}); "
+                              f"choose another with --logdir/--results")
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -188,12 +197,7 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     # Each (experiment, preset) owns its files: results/<exp>/<preset>.json, results/<exp>/<preset>/
     # (figures, finished trials) and runs/<exp>/<preset>/, so different runs never share a file.
     out_dir = Path(results_dir) / name / preset
-    for folder in (exp_logdir, out_dir):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ConfigError(f"cannot write to {folder} ({err.strerror or err}); "
-                              f"choose another with --logdir/--results")
+    make_output_dirs(exp_logdir, out_dir)
     with TrialStore(out_dir / "trials", f"{name}/{preset}", resume) as store:
         return _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
                            exp_logdir, out_dir, store, progress, executor, address)

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import tb
 from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, config_from_text, parse_value
 from .executor import TrialSpec, check_executor, default_workers
-from .runner import (TrialStore, _execute_with_progress, aggregate, environment, resolve_device,
+from .runner import (TrialStore, _execute_with_progress, aggregate, environment, make_output_dirs, resolve_device,
                      write_json)
 
 # the metrics a sweep ranks cells by, and which way is better (not the train-test gap: a cell that
@@ -92,12 +92,7 @@ def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: 
     cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     configs = {cell_name(c): apply_overrides(base, c) for c in cells}
     out_dir, sweep_logdir = Path(results_dir) / "sweeps" / name, Path(logdir) / "sweeps" / name
-    for folder in (out_dir, sweep_logdir):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ConfigError(f"cannot write to {folder} ({err.strerror or err}); "
-                              f"choose another with --logdir/--results")
+    make_output_dirs(out_dir, sweep_logdir)
     started = time.perf_counter()
     specs = [TrialSpec(config=cfg.to_dict(), seed=s, device=device, tag=cell,
                        logdir=str(sweep_logdir / tb.safe_name(cell) / f"seed{s}"),
