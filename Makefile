@@ -8,7 +8,7 @@ DEVICE ?= auto
 SEEDS ?=
 SET ?=
 RUN_ARGS := --preset $(PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)) $(foreach s,$(SET),--set $(s))
-EXPERIMENTS := vanishing init cnn modern_cnn optimizers regularization
+EXPERIMENTS := vanishing init batchnorm cnn modern_cnn optimizers regularization
 # the audit of the notes reads the other experiments' results, so it comes last (exp-all runs in order)
 EXPERIMENTS += claims_audit
 STAMP := $(VENV)/.installed
