@@ -109,7 +109,7 @@ STATEMENTS = [
     S("1-3", "学習が安定して高速化が望める", "BN makes training stable and faster", "holds", (B, "BN reaches 90%"),
       figure=(B, "speed")),
     S("1-3", "初期値にあまり依存しなくなり", "BN makes training less dependent on the initial weights", "holds",
-      (B, "BN: final train accuracy >= 0.9"), (B, "BN is ahead"), figure=(B, "weight-scale")),
+      (B, "BN: final train accuracy >= 0.9"), (B, "ahead of the plain net"), figure=(B, "weight-scale")),
     S("1-3", "過学習を抑制することができる", "BN suppresses overfitting", "does not hold here: on 300 images BN memorises the training set sooner and leaves a wider train - test gap", (A, "BN and overfitting"),
       figure=(A, "overfitting")),
     S("1-3", "ミニバッチ全体から求めた平均と標準偏差を用いて各入力値に標準化を行い、さらに…スケーリングやシフトを施す",
@@ -164,8 +164,8 @@ STATEMENTS = [
       "holds (torch.optim's steps follow the rule; alpha sets the weighting)", (A, "update rule, RMSProp")),
     S("2-3", "（RMSProp）局所最適解にならず大域的最適解となる", "RMSProp does not stop at a local optimum; it reaches the global one",
       "does not hold: RMSProp ends in the global minimum no more often than SGD", (A, "double well, RMSProp"), figure=(A, "double well")),
-    S("2-3", "（RMSProp）ハイパーパラメータの調整が楽", "RMSProp is easy to tune", ("does not hold as a distinction: its learning-rate window is no wider than the others' (over 10 "
-      "quick seeds it ranked 4th of 5, narrower than Adam's, Momentum's and AdaGrad's; only SGD's was narrower)"), (A, "RMSProp window"),
+    S("2-3", "（RMSProp）ハイパーパラメータの調整が楽", "RMSProp is easy to tune", ("does not hold as a distinction: its learning-rate window is no wider than the others' (quick, 10 seeds: "
+      "4th of 5, only SGD's narrower; full: the narrowest of the five)"), (A, "RMSProp window"),
       figure=(A, "window")),
     S("2-4", "（Adam）モメンタムとRMSProp両方の概要を含む／モメンタム：過去の勾配の指数関数的減衰平均",
       "Adam combines both: a decaying mean of past gradients (momentum) over RMSProp's root mean square",
@@ -184,11 +184,11 @@ STATEMENTS = [
       "Regularisation restricts the freedom and so suppresses overfitting",
       "holds under conditions: it narrows the gap; it raises test accuracy where there is data to generalise from (dropout paper), "
       "in the book's 300-image setting mostly by lowering train accuracy",
-      (R, "L2 0.1 narrows the gap"), (R, "dropout at some p"), (R, "dropout paper: dropout raises")),
+      (R, "narrows the gap (none's"), (R, "dropout at some p"), (R, "dropout paper: dropout raises")),
     S("3", "過学習の原因としては重みが大きい値を取ることである。よって…正則化項を加算することで、重みが大きい値を取りすぎないように重みを抑制する",
       "Overfitting comes from large weights, so a penalty term keeps them small",
       "holds under conditions: the penalty works (L2 narrows the gap); that large weights are the cause is not isolated here",
-      (R, "train accuracy no longer"), (R, "L2 0.1 narrows the gap")),
+      (R, "train accuracy no longer"), (R, "narrows the gap (none's")),
     S("3-1", "誤差関数にpノルムという正則化項を加える…l1ノルム：重みの絶対値の和", "L1 adds the sum of |w| to the loss",
       "holds (definition)", (A, "L1 norm")),
     S("3-1", "l2ノルム：重みのユークリッド距離のようなもの（を2で割る）", "L2: something like the Euclidean length of the weights, halved",

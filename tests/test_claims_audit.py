@@ -129,6 +129,14 @@ def test_registry_is_well_formed():
     assert {"1", "1-1", "1-2", "1-3", "2", "2-1", "2-2", "2-3", "2-4", "3", "3-1", "3-2", "4", "5"} <= sections
 
 
+def test_every_evidence_key_is_in_its_experiments_claims():
+    """A renamed claim would turn a verdict into 'not confirmed': catch it here, without running anything."""
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    missing = [(e, key) for s in registry.STATEMENTS for e, key in s.evidence
+               if e != registry.OWN and key.lower() not in (root / f"{e}.py").read_text().lower()]
+    assert not missing, missing
+
+
 def _claim(statement: str, holds: bool = True) -> dict:
     return {"statement": statement, "measured": 0.5, "bound": ">= 0", "holds": holds}
 
