@@ -58,3 +58,28 @@ def results(quick_run):
 
 def test_quick_claims_hold(results):
     assert_claims_hold(results)
+
+
+def test_quick_deep_convnets_learn_every_seed(results):
+    # 10 seeds of the quick preset (150 iterations): DeepConvNet mean 0.875, worst 0.825; + BN 0.944, 0.934;
+    # residual 0.935, 0.923
+    assert min(per_seed(results, "DeepConvNet (book)")) >= 0.78
+    assert min(per_seed(results, "DeepConvNet + BN")) >= 0.92
+    assert min(per_seed(results, "residual DeepConvNet + BN")) >= 0.91
+
+
+def test_quick_depth_study_every_seed(results):
+    # 10 seeds, 18 layers, 100 iterations: plain mean 0.123, worst (highest) 0.177; plain + BN mean 0.720,
+    # worst 0.527; residual + BN mean 0.674, worst 0.464
+    assert max(per_seed(results, mc.depth_name("plain", 18))) <= 0.25
+    assert min(per_seed(results, mc.depth_name("plain + BN", 18))) >= 0.45
+    assert min(per_seed(results, mc.depth_name("residual + BN", 18))) >= 0.4
+
+
+def test_quick_init_gradient_flow_per_seed(results):
+    # 10 seeds: residual + BN body ratio 0.776 .. 0.886 at 10 and 18 layers; plain + BN 9.89 .. 14.7 at 18;
+    # plain 0.309 .. 0.719 at 18
+    flow = results["extras"]["init_gradient_flow"]
+    assert all(0.6 <= r <= 1.2 for d in ("10", "18") for r in flow["residual + BN"][d]["ratios"])
+    assert min(flow["plain + BN"]["18"]["ratios"]) >= 7.0
+    assert max(flow["plain"]["18"]["ratios"]) <= 0.85
