@@ -30,23 +30,32 @@ def activation_stats(y: torch.Tensor, activation: str) -> dict[str, torch.Tensor
 
 
 class GradNormProbe:
-    """Per-layer weight-gradient norms and the total norm for every step, in one device buffer.
+    """Per-layer weight-gradient norms and the total norm for every step.
 
-    Call ``record(step)`` after backward and before the optimiser step (and any clipping)."""
+    Call ``record(step)`` after backward and before the optimiser step (and any clipping). A step
+    stores only each parameter's norm (one fused kernel and one copy into a device buffer); the
+    per-layer table with its total column is assembled when read, at evaluation points."""
 
     def __init__(self, model: nn.Module, steps: int):
         self.layers = [name for name, _ in weighted_layers(model)]
         self.params = [p for p in model.parameters() if p.requires_grad]
         ids = {id(p): i for i, p in enumerate(self.params)}
-        self.weight_index = [ids[id(m.weight)] for _, m in weighted_layers(model)]
         device = self.params[0].device
-        self.buffer = torch.zeros(steps, len(self.layers) + 1, device=device)  # last column: total
+        self.weight_index = torch.tensor([ids[id(m.weight)] for _, m in weighted_layers(model)], device=device)
+        self.param_norms = torch.zeros(steps, len(self.params), device=device)
 
     def record(self, step: int) -> None:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        norms = torch.stack(torch._foreach_norm(grads))  # one fused kernel over all parameters
-        self.buffer[step, :-1] = norms[self.weight_index]
-        self.buffer[step, -1] = norms.square().sum().sqrt()
+        torch.stack(torch._foreach_norm(grads), out=self.param_norms[step])
+
+    def rows(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Steps [start, stop) x (weighted layers..., total): total = norm over every parameter."""
+        norms = self.param_norms[start:stop]
+        return torch.cat([norms[:, self.weight_index], torch.linalg.vector_norm(norms, dim=1, keepdim=True)], 1)
+
+    @property
+    def buffer(self) -> torch.Tensor:
+        return self.rows()
 
 
 class ActivationProbe:
