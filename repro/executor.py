@@ -3,16 +3,20 @@
 Each worker process uses one intra-op thread. Measured on the 2-core development machine, a
 784-100x4-10 step took 1.1 ms with one thread, but 50 ms with two threads while another process
 was busy: oversubscribed OpenMP threads spin against each other. So the suite parallelises over
-trials (one process per core, one thread each), never inside a small matmul. Because every trial
+trials (this process and a spawned one per further core, one thread each, longest trials first),
+never inside a small matmul. Because every trial
 is a pure function of (config, seed) on one thread, the results do not depend on how many
 workers ran them, nor on which executor did: ``local`` (this machine's cores) or ``ray`` (one Ray
 task per trial, on a local Ray instance or a cluster; the optional extra ``pip install -e '.[ray]'``).
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import shutil
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -84,26 +88,99 @@ def execute(specs: Iterable[TrialSpec], workers: int, threads: int = 1,
         return []
     if executor == "ray":
         return _execute_ray(specs, workers, threads, on_done, address)
-    results: list[dict | None] = [None] * len(specs)
     if workers <= 1 or len(specs) <= 1:
         torch.set_num_threads(threads)
-        for i, spec in enumerate(specs):
-            results[i] = run_trial(spec, step_progress)
+        results = []
+        for spec in specs:
+            results.append(run_trial(spec, step_progress))
             if on_done:
-                on_done(results[i])
+                on_done(results[-1])
         return results
-    # spawn, not fork: forking a process whose OpenMP pool already started can deadlock
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(min(workers, len(specs)), initializer=_init_worker, initargs=(threads,))
-    try:
-        for i, result in pool.imap_unordered(_run_indexed, list(enumerate(specs))):
+    return _execute_local(specs, workers, threads, on_done)
+
+
+def estimated_cost(spec: TrialSpec) -> float:
+    """Multiply-adds a trial will do (training steps + evaluations), for longest-first scheduling.
+
+    One forward of a single image under torch's FlopCounterMode gives the per-image cost; a
+    training image costs about 3 forwards (forward, input and weight gradients)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .config import TrialConfig
+    from .data import image_shape
+    from .nets import build_model
+    cfg = TrialConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.config.items()})
+    shape = image_shape(cfg.dataset)
+    model = build_model(cfg, input_shape=shape).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, *shape) if cfg.model == "cnn" else torch.zeros(1, math.prod(shape)))
+    per_image = counter.get_total_flops()
+    evaluations = -(-cfg.iters // cfg.eval_every)
+    eval_images = (cfg.test_size or 10000) + cfg.train_eval_size
+    return per_image * (3 * cfg.iters * cfg.batch_size + evaluations * eval_images)
+
+
+def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
+                   on_done: Callable[[dict], None] | None) -> list[dict]:
+    """workers - 1 spawned processes plus this one, longest trials first.
+
+    This process starts training at once while the others import torch (a worker's first trial
+    waits ~6 s: torch, then torch._dynamo on the first optimiser, then the dataset), and the
+    longest trials go first so that no long one is left running alone at the end."""
+    costs = [estimated_cost(spec) for spec in specs]
+    queue = deque(sorted(range(len(specs)), key=lambda i: -costs[i]))
+    results: list[dict | None] = [None] * len(specs)
+    lock, landed = threading.Lock(), threading.Condition()
+    errors: list[BaseException] = []
+
+    def take() -> int | None:
+        with lock:
+            return queue.popleft() if queue and not errors else None
+
+    def store(i: int, result: dict) -> None:
+        with landed:
             results[i] = result
             if on_done:
                 on_done(result)
+            landed.notify_all()
+
+    def submit_next() -> None:
+        i = take()
+        if i is not None:
+            pool.apply_async(_run_indexed, ((i, specs[i]),), callback=from_pool, error_callback=failed)
+
+    def from_pool(item: tuple[int, dict]) -> None:  # runs in the pool's result thread: never let it raise
+        try:
+            store(*item)
+            submit_next()
+        except BaseException as err:
+            failed(err)
+
+    def failed(err: BaseException) -> None:
+        with landed:
+            errors.append(err)
+            landed.notify_all()
+
+    # spawn, not fork: forking a process whose OpenMP pool already started can deadlock
+    helpers = min(workers - 1, len(specs) - 1)
+    pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=_init_worker, initargs=(threads,))
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(helpers):
+            submit_next()
+        while (i := take()) is not None:
+            store(i, run_trial(specs[i]))
+        with landed:
+            landed.wait_for(lambda: errors or all(r is not None for r in results))
+        if errors:
+            raise errors[0]
         pool.close()
     finally:
         pool.terminate()  # on Ctrl-C or an error: stop the workers now; finished trials are already saved
         pool.join()
+        torch.set_num_threads(previous_threads)
     return results
 
 
