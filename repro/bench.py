@@ -29,26 +29,40 @@ BOOK = TrialConfig(widths=(100,) * 4, activation="relu", init="he", optimizer="s
                    test_size=1000, train_eval_size=1000)
 
 
-def step_flops(cfg: TrialConfig, in_features: int = 784, classes: int = 10) -> float:
-    """Multiply-adds of forward + backward (grad of inputs and of weights): 3 matmuls per layer, 2 FLOP each."""
+def layer_sizes(cfg: TrialConfig, in_features: int = 784, classes: int = 10) -> list[tuple[int, int]]:
     sizes = [in_features, *cfg.widths, classes]
-    return 6.0 * cfg.batch_size * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    return list(zip(sizes, sizes[1:]))
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
+def step_flops(cfg: TrialConfig) -> float:
+    """FLOP of one training step: per layer a forward and a weight-gradient matmul, and an input-gradient
+    matmul for every layer but the first (the images need no gradient); 2 FLOP per multiply-add."""
+    macs = [a * b for a, b in layer_sizes(cfg)]
+    return 2.0 * cfg.batch_size * (2 * sum(macs) + sum(macs[1:]))
+
+
+def _interleaved(jobs: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each job in each round, timed in turns (a, b, c, a, b, c, ...): a slow moment of a
+    shared machine then falls on every job of that round alike."""
+    times: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, job in jobs.items():
+            start = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
-def engine_step_time(cfg: TrialConfig, data, steps: int, repeats: int) -> float:
-    """Seconds per step of the real training loop, evaluating only once at the end (on 1000 images)."""
+def paired_ratio(slow: list[float], fast: list[float]) -> float:
+    """Median over rounds of slow/fast: each ratio compares two timings taken seconds apart."""
+    return statistics.median(a / b for a, b in zip(slow, fast))
+
+
+def engine_job(cfg: TrialConfig, data, steps: int):
+    """The real training loop (repro.train), evaluating only once at the end (on 1000 images)."""
     run = cfg.replace(iters=steps, eval_every=steps)
     train(run.replace(iters=20, eval_every=20), 0, data)  # warm-up: allocations, kernel selection
-    return _median_time(lambda: train(run, 0, data), repeats) / steps
+    return lambda: train(run, 0, data)
 
 
 def _batches(cfg: TrialConfig, n_train: int, steps: int) -> torch.Tensor:
@@ -56,7 +70,7 @@ def _batches(cfg: TrialConfig, n_train: int, steps: int) -> torch.Tensor:
     return torch.randint(n_train, (steps, cfg.batch_size), generator=batch_gen)
 
 
-def dataloader_step_time(cfg: TrialConfig, steps: int, repeats: int) -> float:
+def dataloader_job(cfg: TrialConfig, steps: int):
     """The textbook PyTorch loop: torchvision's MNIST with ToTensor per image, through a DataLoader."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
@@ -71,15 +85,14 @@ def dataloader_step_time(cfg: TrialConfig, steps: int, repeats: int) -> float:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return _median_time(loop, repeats) / steps
+    return loop
 
 
-def numpy_step_time(cfg: TrialConfig, data, steps: int, repeats: int) -> float:
+def numpy_job(cfg: TrialConfig, data, steps: int):
     """The same network in NumPy, as the book writes it: affine/ReLU layers, softmax cross-entropy, SGD."""
     rng = np.random.default_rng(0)
-    sizes = [784, *cfg.widths, 10]
-    weights = [rng.standard_normal((a, b)).astype(np.float32) * np.sqrt(2.0 / a) for a, b in zip(sizes, sizes[1:])]
-    biases = [np.zeros(b, np.float32) for b in sizes[1:]]
+    weights = [rng.standard_normal((a, b)).astype(np.float32) * np.sqrt(2.0 / a) for a, b in layer_sizes(cfg)]
+    biases = [np.zeros(b, np.float32) for _, b in layer_sizes(cfg)]
     x_all, y_all = data.x_train.numpy(), data.y_train.numpy()
     batches = _batches(cfg, len(y_all), steps).numpy()
 
@@ -101,16 +114,43 @@ def numpy_step_time(cfg: TrialConfig, data, steps: int, repeats: int) -> float:
                 grad = (grad @ weights[k].T) * (inputs[k] > 0)
             weights[k] -= cfg.lr * dw
             biases[k] -= cfg.lr * db
+    return lambda: [step(i) for i in batches]
 
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1):  # NumPy's BLAS gets one thread, like torch
-        return _median_time(lambda: [step(i) for i in batches], repeats) / steps
+
+def matmuls_job(cfg: TrialConfig, steps: int, numpy: bool = False):
+    """Only the step's matrix multiplies (the shapes step_flops counts), with nothing around them:
+    the fastest this network's step could be with these kernels (torch's, or NumPy's BLAS)."""
+    b = cfg.batch_size
+    products = []
+    for k, (n_in, n_out) in enumerate(layer_sizes(cfg)):
+        x, w, g = torch.randn(b, n_in), torch.randn(n_out, n_in), torch.randn(b, n_out)
+        products += [(x, w.t()), (g.t(), x)] + ([(g, w)] if k else [])
+    if numpy:  # NumPy's operands in the layout numpy_job uses: weights stored in x out
+        products = [(p.contiguous().numpy(), q.contiguous().numpy()) for p, q in products]
+        return lambda: [p @ q for _ in range(steps) for p, q in products]
+    return lambda: [torch.mm(p, q) for _ in range(steps) for p, q in products]
+
+
+def choice_jobs(cfg: TrialConfig, data, steps: int) -> dict:
+    """What the engine chose, against the alternative, on the same network and batches."""
+    index = _batches(cfg, len(data.y_train), steps)
+    model = build_mlp(cfg, generator=seeded_generators(0)[1])
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    loop_adam = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
+    fused_adam = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    return {
+        "gather x[index]": lambda: [data.x_train[i] for i in index],
+        "gather index_select": lambda: [data.x_train.index_select(0, i) for i in index],
+        "adam step, loop over parameters": lambda: [loop_adam.step() for _ in range(steps)],
+        "adam step, fused": lambda: [fused_adam.step() for _ in range(steps)],
+    }
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
     torch.mm(a, b)
-    return 2.0 * size ** 3 / _median_time(lambda: torch.mm(a, b), repeats) / 1e9
+    return 2.0 * size ** 3 / statistics.median(_interleaved({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]) / 1e9
 
 
 def experiment_wall_times(name: str = "vanishing", preset: str = "quick") -> dict:
@@ -132,46 +172,88 @@ def experiment_wall_times(name: str = "vanishing", preset: str = "quick") -> dic
     return {"experiment": f"{name}/{preset}", "seconds_by_workers": out, "identical": all(o == first for o in others)}
 
 
-def run(steps: int = 500, repeats: int = 5, experiment: str = "vanishing") -> dict:
+def run(steps: int = 500, repeats: int = 7, experiment: str | None = "vanishing") -> dict:
+    """Every figure of the bench; ``experiment=None`` leaves out the (minute-long) cores comparison."""
+    import os
+
+    from threadpoolctl import threadpool_limits
     torch.set_num_threads(1)
     data = load("mnist", log=lambda message: None)
-    engine = engine_step_time(BOOK, data, steps, repeats)
+    loader_steps = min(steps, 100)  # a DataLoader step is ~10x slower: fewer steps, same statistics
+    jobs = {"engine": engine_job(BOOK, data, steps),
+            "engine, no telemetry": engine_job(BOOK.replace(telemetry=False), data, steps),
+            "numpy": numpy_job(BOOK, data, steps),
+            "dataloader": dataloader_job(BOOK, loader_steps),
+            "matmuls only": matmuls_job(BOOK, steps),
+            "numpy matmuls only": matmuls_job(BOOK, steps, numpy=True)}
+    with threadpool_limits(1):  # NumPy's BLAS gets one thread, like torch
+        rounds = _interleaved(jobs, repeats)
+        choices = _interleaved(choice_jobs(BOOK, data, steps), repeats)
+    per_step = {name: [t / (loader_steps if name == "dataloader" else steps) for t in times]
+                for name, times in rounds.items()}
+    ms = {name: 1e3 * statistics.median(times) for name, times in per_step.items()}
     report = {
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": torch.get_num_threads()},
-        "network": "784-100x4-10 ReLU, batch 128",
-        "engine_ms_per_step": engine * 1e3,
-        "engine_no_telemetry_ms_per_step": engine_step_time(BOOK.replace(telemetry=False), data, steps, repeats) * 1e3,
-        "numpy_ms_per_step": numpy_step_time(BOOK, data, steps, repeats) * 1e3,
-        "dataloader_ms_per_step": dataloader_step_time(BOOK, min(steps, 200), repeats) * 1e3,
-        "step_gflops": step_flops(BOOK) / engine / 1e9,
+        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": len(os.sched_getaffinity(0)),
+                    "cpu": _cpu_name()},
+        "network": "784-100x4-10 ReLU, batch 128, SGD",
+        "repeats": repeats,
+        "engine_ms_per_step": ms["engine"],
+        "engine_no_telemetry_ms_per_step": ms["engine, no telemetry"],
+        "numpy_ms_per_step": ms["numpy"],
+        "numpy_matmuls_only_ms_per_step": ms["numpy matmuls only"],
+        "dataloader_ms_per_step": ms["dataloader"],
+        "matmuls_only_ms_per_step": ms["matmuls only"],
+        "step_gflop": step_flops(BOOK) / 1e9,
+        "step_gflops": step_flops(BOOK) / (ms["engine"] / 1e3) / 1e9,
         "matmul_gflops": matmul_gflops(),
+        "choices_ms_per_step": {name: 1e3 * statistics.median(t) / steps for name, t in choices.items()},
+        # ratios: medians of per-round ratios (see paired_ratio)
+        "speedup_vs_numpy": paired_ratio(per_step["numpy"], per_step["engine"]),
+        "speedup_vs_dataloader": paired_ratio(per_step["dataloader"], per_step["engine"]),
+        "telemetry_overhead": paired_ratio(per_step["engine"], per_step["engine, no telemetry"]) - 1,
+        "matmul_share_of_step": 1 / paired_ratio(per_step["engine"], per_step["matmuls only"]),
     }
-    report["speedup_vs_numpy"] = report["numpy_ms_per_step"] / report["engine_ms_per_step"]
-    report["speedup_vs_dataloader"] = report["dataloader_ms_per_step"] / report["engine_ms_per_step"]
-    report["telemetry_overhead"] = report["engine_ms_per_step"] / report["engine_no_telemetry_ms_per_step"] - 1
     report["step_vs_matmul"] = report["step_gflops"] / report["matmul_gflops"]
-    report["parallel"] = experiment_wall_times(experiment)
-    seconds = report["parallel"]["seconds_by_workers"]
-    report["parallel"]["speedup"] = seconds[1] / seconds[max(seconds)]
-    import os
-    report["machine"]["cpus"] = len(os.sched_getaffinity(0))
+    if experiment:
+        report["parallel"] = experiment_wall_times(experiment)
+        seconds_by_workers = report["parallel"]["seconds_by_workers"]
+        report["parallel"]["speedup"] = seconds_by_workers[1] / seconds_by_workers[max(seconds_by_workers)]
     return report
 
 
+def _cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or "unknown"
+
+
 def format_report(r: dict) -> str:
-    p = r["parallel"]
-    workers = max(p["seconds_by_workers"])
+    c = r["choices_ms_per_step"]
     lines = [
-        f"network {r['network']}, one intra-op thread; medians",
+        f"network {r['network']}, one intra-op thread, {r['machine']['cpu']}; medians of {r['repeats']} "
+        "interleaved rounds (ratios: median of the rounds' ratios)",
         f"  engine step            {r['engine_ms_per_step']:7.3f} ms",
         f"  NumPy step             {r['numpy_ms_per_step']:7.3f} ms   engine is {r['speedup_vs_numpy']:.2f}x faster",
         f"  DataLoader step        {r['dataloader_ms_per_step']:7.3f} ms   engine is "
         f"{r['speedup_vs_dataloader']:.2f}x faster",
         f"  telemetry off          {r['engine_no_telemetry_ms_per_step']:7.3f} ms   overhead of telemetry "
         f"{100 * r['telemetry_overhead']:+.1f}%",
-        f"  step GFLOP/s           {r['step_gflops']:7.2f}      large matmul {r['matmul_gflops']:.2f} GFLOP/s: "
-        f"{100 * r['step_vs_matmul']:.0f}% of the limit",
-        f"{p['experiment']}: 1 worker {p['seconds_by_workers'][1]:.1f} s, {workers} workers "
-        f"{p['seconds_by_workers'][workers]:.1f} s: {p['speedup']:.2f}x; identical results: {p['identical']}",
+        f"  its matmuls alone      {r['matmuls_only_ms_per_step']:7.3f} ms   {100 * r['matmul_share_of_step']:.0f}% "
+        f"of the engine step (NumPy's BLAS on the same shapes: {r['numpy_matmuls_only_ms_per_step']:.3f} ms)",
+        f"  step GFLOP/s           {r['step_gflops']:7.2f}      ({r['step_gflop'] * 1e3:.1f} MFLOP a step) large "
+        f"matmul {r['matmul_gflops']:.2f} GFLOP/s: {100 * r['step_vs_matmul']:.0f}% of the limit",
+        "engine choices, per step of the same batches:",
+        f"  batch gather           x[index] {c['gather x[index]']:.3f} ms, index_select "
+        f"{c['gather index_select']:.3f} ms",
+        f"  Adam step              loop over parameters {c['adam step, loop over parameters']:.3f} ms, fused "
+        f"{c['adam step, fused']:.3f} ms",
     ]
+    if "parallel" in r:
+        p = r["parallel"]
+        workers = max(p["seconds_by_workers"])
+        lines.append(f"{p['experiment']}: 1 worker {p['seconds_by_workers'][1]:.1f} s, {workers} workers "
+                     f"{p['seconds_by_workers'][workers]:.1f} s: {p['speedup']:.2f}x; identical results: "
+                     f"{p['identical']}")
     return "\n".join(lines)

@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="where the time goes: engine vs DataLoader vs NumPy, telemetry, cores")
     bench.add_argument("--steps", type=int, default=500, help="training steps per timing (default: 500)")
-    bench.add_argument("--repeats", type=int, default=5, help="timings per figure; the median is kept (default: 5)")
+    bench.add_argument("--repeats", type=int, default=7, help="timings per figure; the median is kept (default: 7)")
     bench.add_argument("--results", type=Path, default=Path("results"), help="writes <results>/bench.json")
 
     data = sub.add_parser("data", help="fetch and verify a dataset into $REPRO_DATA (default ~/.cache/dl-repro)")
