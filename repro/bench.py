@@ -131,8 +131,11 @@ def matmuls_job(cfg: TrialConfig, steps: int, numpy: bool = False):
     return lambda: [torch.mm(p, q) for _ in range(steps) for p, q in products]
 
 
+CNN_STEPS = 3  # a DeepConvNet step is ~40x a book-MLP step
+
+
 def choice_jobs(cfg: TrialConfig, data, steps: int) -> dict:
-    """What the engine chose, against the alternative, on the same network and batches."""
+    """What the engine chose, against the alternative: name -> (job, steps it runs)."""
     index = _batches(cfg, len(data.y_train), steps)
     model = build_mlp(cfg, generator=seeded_generators(0)[1])
     for p in model.parameters():
@@ -140,11 +143,34 @@ def choice_jobs(cfg: TrialConfig, data, steps: int) -> dict:
     loop_adam = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
     fused_adam = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     return {
-        "gather x[index]": lambda: [data.x_train[i] for i in index],
-        "gather index_select": lambda: [data.x_train.index_select(0, i) for i in index],
-        "adam step, loop over parameters": lambda: [loop_adam.step() for _ in range(steps)],
-        "adam step, fused": lambda: [fused_adam.step() for _ in range(steps)],
+        "gather x[index]": (lambda: [data.x_train[i] for i in index], steps),
+        "gather index_select": (lambda: [data.x_train.index_select(0, i) for i in index], steps),
+        "adam step, loop over parameters": (lambda: [loop_adam.step() for _ in range(steps)], steps),
+        "adam step, fused": (lambda: [fused_adam.step() for _ in range(steps)], steps),
+        "DeepConvNet step, NCHW": (_convnet_job(channels_last=False), CNN_STEPS),
+        "DeepConvNet step, channels-last": (_convnet_job(channels_last=True), CNN_STEPS),
     }
+
+
+def _convnet_job(channels_last: bool):
+    """Training steps of the book's DeepConvNet (batch 100) in one memory format."""
+    from experiments.modern_cnn import DEEP_CONVNET as cfg
+
+    from .nets import build_model
+    model = build_model(cfg, generator=seeded_generators(0)[1])
+    x, y = torch.rand(cfg.batch_size, 1, 28, 28), torch.randint(10, (cfg.batch_size,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg)
+
+    def loop():
+        for _ in range(CNN_STEPS):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    loop()  # warm-up: oneDNN picks its kernels on the first call
+    return loop
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
@@ -153,23 +179,31 @@ def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
     return 2.0 * size ** 3 / statistics.median(_interleaved({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]) / 1e9
 
 
-def experiment_wall_times(name: str = "vanishing", preset: str = "quick") -> dict:
-    """One experiment run with 1 worker and with one worker per core; the trials' numbers must agree."""
+def experiment_wall_times(name: str = "vanishing", preset: str = "quick", rounds: int = 2) -> dict:
+    """The experiment run with 1 worker and with one per core, in turns; the trials' numbers must agree.
+
+    speedup: the median over rounds of (1 worker) / (all workers), each pair run back to back."""
     import tempfile
 
     from .executor import default_workers
     from .runner import run_experiment
-    out = {}
-    losses = {}
-    for workers in (1, default_workers("cpu")):
+    counts = (1, default_workers("cpu"))
+    seconds: dict[int, list[float]] = {w: [] for w in counts}
+    losses = []
+
+    def once(workers: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             results = run_experiment(name, preset, device="cpu", workers=workers, progress=False,
                                      logdir=Path(tmp) / "runs", results_dir=Path(tmp) / "results")
-            out[workers] = time.perf_counter() - start
-            losses[workers] = [t["batch_loss"] for t in results["trials"]]
-    first, *others = losses.values()
-    return {"experiment": f"{name}/{preset}", "seconds_by_workers": out, "identical": all(o == first for o in others)}
+            seconds[workers].append(time.perf_counter() - start)
+            losses.append([t["batch_loss"] for t in results["trials"]])
+
+    _interleaved({w: (lambda w=w: once(w)) for w in counts}, rounds)
+    return {"experiment": f"{name}/{preset}", "rounds": rounds,
+            "seconds_by_workers": {w: statistics.median(t) for w, t in seconds.items()},
+            "speedup": paired_ratio(seconds[counts[0]], seconds[counts[-1]]),
+            "identical": all(run == losses[0] for run in losses)}
 
 
 def run(steps: int = 500, repeats: int = 7, experiment: str | None = "vanishing") -> dict:
@@ -188,7 +222,8 @@ def run(steps: int = 500, repeats: int = 7, experiment: str | None = "vanishing"
             "numpy matmuls only": matmuls_job(BOOK, steps, numpy=True)}
     with threadpool_limits(1):  # NumPy's BLAS gets one thread, like torch
         rounds = _interleaved(jobs, repeats)
-        choices = _interleaved(choice_jobs(BOOK, data, steps), repeats)
+        choice = choice_jobs(BOOK, data, steps)
+        choices = _interleaved({name: job for name, (job, _) in choice.items()}, repeats)
     per_step = {name: [t / (loader_steps if name == "dataloader" else steps) for t in times]
                 for name, times in rounds.items()}
     ms = {name: 1e3 * statistics.median(times) for name, times in per_step.items()}
@@ -206,7 +241,7 @@ def run(steps: int = 500, repeats: int = 7, experiment: str | None = "vanishing"
         "step_gflop": step_flops(BOOK) / 1e9,
         "step_gflops": step_flops(BOOK) / (ms["engine"] / 1e3) / 1e9,
         "matmul_gflops": matmul_gflops(),
-        "choices_ms_per_step": {name: 1e3 * statistics.median(t) / steps for name, t in choices.items()},
+        "choices_ms_per_step": {name: 1e3 * statistics.median(t) / choice[name][1] for name, t in choices.items()},
         # ratios: medians of per-round ratios (see paired_ratio)
         "speedup_vs_numpy": paired_ratio(per_step["numpy"], per_step["engine"]),
         "speedup_vs_dataloader": paired_ratio(per_step["dataloader"], per_step["engine"]),
@@ -216,8 +251,6 @@ def run(steps: int = 500, repeats: int = 7, experiment: str | None = "vanishing"
     report["step_vs_matmul"] = report["step_gflops"] / report["matmul_gflops"]
     if experiment:
         report["parallel"] = experiment_wall_times(experiment)
-        seconds_by_workers = report["parallel"]["seconds_by_workers"]
-        report["parallel"]["speedup"] = seconds_by_workers[1] / seconds_by_workers[max(seconds_by_workers)]
     return report
 
 
@@ -249,11 +282,13 @@ def format_report(r: dict) -> str:
         f"{c['gather index_select']:.3f} ms",
         f"  Adam step              loop over parameters {c['adam step, loop over parameters']:.3f} ms, fused "
         f"{c['adam step, fused']:.3f} ms",
+        f"  DeepConvNet step       NCHW {c['DeepConvNet step, NCHW']:.1f} ms, channels-last "
+        f"{c['DeepConvNet step, channels-last']:.1f} ms",
     ]
     if "parallel" in r:
         p = r["parallel"]
         workers = max(p["seconds_by_workers"])
-        lines.append(f"{p['experiment']}: 1 worker {p['seconds_by_workers'][1]:.1f} s, {workers} workers "
-                     f"{p['seconds_by_workers'][workers]:.1f} s: {p['speedup']:.2f}x; identical results: "
-                     f"{p['identical']}")
+        lines.append(f"{p['experiment']}, median of {p['rounds']} rounds: 1 worker {p['seconds_by_workers'][1]:.1f} s, "
+                     f"{workers} workers {p['seconds_by_workers'][workers]:.1f} s: {p['speedup']:.2f}x; identical "
+                     f"results: {p['identical']}")
     return "\n".join(lines)

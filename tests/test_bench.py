@@ -28,5 +28,6 @@ def test_bench_runs_every_figure():
     assert len(figures) >= 12 and all(math.isfinite(v) and v > 0 for v in figures)
     assert math.isfinite(report["telemetry_overhead"])
     assert set(report["choices_ms_per_step"]) == {"gather x[index]", "gather index_select",
-                                                  "adam step, loop over parameters", "adam step, fused"}
+                                                  "adam step, loop over parameters", "adam step, fused",
+                                                  "DeepConvNet step, NCHW", "DeepConvNet step, channels-last"}
     assert "engine step" in bench.format_report(report)
