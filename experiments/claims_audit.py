@@ -34,7 +34,12 @@ SGD x1.8, Momentum x4.7, AdaGrad x4.2, RMSProp x3.4, Adam x5.8.
 
 References: the notes (../shared/seed/notes-day2.md); REFERENCES.md for the settings.
 
-Runtime on the 2-core development machine: RUNTIME_NOTE.
+Full preset (3 seeds, after the audited experiments' full presets): 61 statements, 33 hold, 14 hold
+under conditions, 8 do not hold, 6 not testable here; windows SGD x1.77, Momentum x2.14, AdaGrad
+x3.89, RMSProp x2.35, Adam x4.06; dropout masks averaged agree with the scaled net on 99.1% of test
+images (lowest seed); BN widens the 300-image gap by 0.178.
+
+Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset 322 s for 156 trials.
 """
 from __future__ import annotations
 
