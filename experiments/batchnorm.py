@@ -46,10 +46,8 @@ at 1600 (ours 1500-1600), BN at 400 (ours 400-500). The sd of act3's input drift
 plain ReLU net (0.2 to 1.9) and stays within 1.17x with BN; the plain sigmoid net hardly learns
 at lr 0.01, so its inputs hardly move (1.05x): drift comes with learning, not instead of it.
 
-Runtime on the 2-core development machine, shared with 6 other engineers' runs (load 9-13, so
-CPU times run about 4x an idle machine's): full preset, 3 seeds, 23 min wall, 490 s CPU; quick
-(9 scales, one seed, otherwise the full setup) about 140 s CPU. Idle, that is roughly 1-2 min
-and 20-30 s (an estimate from the 4x, not a measurement); two thirds of it is the speed-up study.
+Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset, 3 seeds, 117 trials in
+193 s (2 workers); two thirds of it is the speed-up study (5000 steps a trial).
 """
 from __future__ import annotations
 

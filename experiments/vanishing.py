@@ -14,7 +14,8 @@ References (course, final test accuracy): 0.10-0.11, 0.915-0.924, 0.87-0.88, 0.9
 Depth study measured with a plain torch loop here: sigmoid + Xavier 2e-3 / 2e-6 / 8e-13 at
 depth 5 / 10 / 20; ReLU + He about 2 at every depth.
 
-Runtime on the 2-core development machine (idle): full preset, 3 seeds, 84 s; quick (2 seeds) about 40 s.
+Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset, 3 seeds, 68 s (2 workers);
+quick (2 seeds) 38 s on one worker, 20-23 s on two (python -m repro bench).
 """
 from __future__ import annotations
 
