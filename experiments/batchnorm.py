@@ -232,11 +232,11 @@ def tables(ctx, scales: list[float], budget: int) -> dict[str, str]:
 
 def extras(p: dict, ctx) -> dict:
     scales = weight_scales(p["scales"])
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in ctx.trials[FIXED][0]["config"].items()}
-    batch = load(config["dataset"]).x_test[:8]  # on the CPU, like the saved weights
+    config = TrialConfig.from_dict(ctx.trials[FIXED][0]["config"])
+    batch = load(config.dataset).x_test[:8]  # on the CPU, like the saved weights
     gaps = []
     for state in ctx.states[FIXED]:
-        model = build_model(TrialConfig(**config))
+        model = build_model(config)
         model.load_state_dict(state)
         gaps.append(mode_gaps(model, batch))
     # how far training moved BN's scale (from 1) and shift (from 0) in the course network

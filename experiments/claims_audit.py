@@ -117,7 +117,7 @@ def window_study(p: dict, trials: dict) -> dict:
 
 
 def trained_nets(ctx, name: str) -> list[torch.nn.Module]:
-    cfg = TrialConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ctx.trials[name][0]["config"].items()})
+    cfg = TrialConfig.from_dict(ctx.trials[name][0]["config"])
     nets = []
     for state in ctx.states[name]:
         net = build_mlp(cfg)

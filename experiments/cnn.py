@@ -162,7 +162,7 @@ def tile_filters(weight: torch.Tensor, cols: int = 10) -> torch.Tensor:
 
 def first_layer_filters(trial: dict, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """conv1's weights at the trial's init (rebuilt from its config and seed) and after training."""
-    cfg = TrialConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in trial["config"].items()})
+    cfg = TrialConfig.from_dict(trial["config"])
     after = state["conv1.weight"]
     # conv1 is initialised first, so the image size (which sizes fc1 only) does not change it
     before = build_model(cfg, seeded_generators(trial["seed"])[1], (after.shape[1], 28, 28)).conv1.weight

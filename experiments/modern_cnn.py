@@ -137,7 +137,7 @@ def init_gradient_flow(p: dict, ctx) -> dict:
         for depth in p["depths"]:
             entry = flow.setdefault(family, {}).setdefault(str(depth), {"norms": [], "ratios": []})
             for trial in ctx.trials[depth_name(family, depth)]:
-                cfg = TrialConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in trial["config"].items()})
+                cfg = TrialConfig.from_dict(trial["config"])
                 model = build_model(cfg, seeded_generators(trial["seed"])[1], tuple(data.x_train.shape[1:]))
                 norms = activation_grad_norms(model.to(ctx.device).train(), data.x_train, data.y_train)
                 entry["layers"] = [int(name[3:]) for name in norms]

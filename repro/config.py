@@ -73,6 +73,11 @@ class TrialConfig:
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, config: dict) -> "TrialConfig":
+        """The inverse of to_dict (JSON has lists where the config has tuples); not validated."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+
     def replace(self, **changes) -> "TrialConfig":
         cfg = dataclasses.replace(self, **changes)
         validate(cfg)

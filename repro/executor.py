@@ -57,8 +57,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     from .nets import takes_flat_input
     from .tb import TrialWriter
     from .train import train
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.config.items()}
-    cfg = validate(TrialConfig(**values))
+    cfg = validate(TrialConfig.from_dict(spec.config))
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
         shutil.rmtree(spec.logdir, ignore_errors=True)
@@ -109,7 +108,7 @@ def estimated_cost(spec: TrialSpec) -> float:
     from .config import TrialConfig
     from .data import image_shape
     from .nets import build_model
-    cfg = TrialConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.config.items()})
+    cfg = TrialConfig.from_dict(spec.config)
     shape = image_shape(cfg.dataset)
     model = build_model(cfg, input_shape=shape).eval()
     counter = FlopCounterMode(display=False)

@@ -294,7 +294,7 @@ class TrialStore:
         self.lock.unlink(missing_ok=True)
 
     def _path(self, spec: TrialSpec, suffix: str) -> Path:
-        return self.folder / f"{TrialConfig(**_as_fields(spec.config)).key(spec.seed)}{suffix}"
+        return self.folder / f"{TrialConfig.from_dict(spec.config).key(spec.seed)}{suffix}"
 
     def load(self, spec: TrialSpec) -> dict | None:
         path = self._path(spec, ".json")
@@ -316,10 +316,6 @@ class TrialStore:
             torch.save(result["state"], tmp)
             os.replace(tmp, self.folder / f"{key}.pt")
         write_json(self.folder / f"{key}.json", {k: v for k, v in result.items() if k != "state"})
-
-
-def _as_fields(config: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
 
 
 def _process_alive(pid_text: str) -> bool:
