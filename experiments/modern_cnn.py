@@ -26,7 +26,12 @@ References: book DeepConvNet 0.9938 (20 epochs); course subset (5000/1000, 1000 
 at 9 and 33 layers; plain with BN 0.92-0.96 (9), 0.94-0.95 (33); residual 0.82-0.93 (9),
 0.94-0.96 (33).
 
-Runtime: see the report (the development machine's 2 cores were shared with other jobs).
+Measured (cpu preset, 2 seeds, CPU, 2 workers; 47 min of running on the 2-core development
+machine): DeepConvNet 0.989 ± 0.001, + BN 0.990 ± 0.002, residual + BN 0.990 ± 0.000 after 3000
+iterations (the cpu bound 0.99, set before measuring, fails for the plain one by 0.0005); depth study,
+600 iterations: plain 0.940 (10 layers) / 0.117 (34), plain + BN 0.973 / 0.919, residual + BN
+0.958 / 0.961: at 34 layers residual + BN is ahead by 0.042 and loses nothing with depth. At init
+the 34-layer body ratio is 0.14 (plain), 160 (plain + BN), 0.84 (residual + BN, worst depth).
 """
 from __future__ import annotations
 
