@@ -63,6 +63,8 @@ class TrialConfig:
     probe_outputs: bool = False       # also each weighted layer's raw output (before BN) at those points
     hist_every: int = 0               # TensorBoard histograms every N steps (0: never)
     grad_window: int = 100            # first/last gradient ratio is taken over the first N steps
+    post_loss_every: int = 0          # every N steps, the loss on that step's batch after its update
+                                      # (the statistic the book prints; 0: off; one forward pass each)
     telemetry: bool = True            # per-layer gradient norms and activation statistics (off: bench only)
 
     def key(self, seed: int) -> str:
@@ -150,7 +152,7 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.test_size is None or cfg.test_size > 0, f"test_size={cfg.test_size}: must be positive")
     for name in ("dropout", "input_dropout", "output_dropout"):
         need(0.0 <= getattr(cfg, name) < 1.0, f"{name}={getattr(cfg, name)}: must be in [0, 1)")
-    for name in ("weight_decay", "l1", "momentum", "probe_every", "hist_every"):
+    for name in ("weight_decay", "l1", "momentum", "probe_every", "hist_every", "post_loss_every"):
         need(getattr(cfg, name) >= 0, f"{name}={getattr(cfg, name)}: must not be negative")
     need(cfg.eps is None or cfg.eps > 0, f"eps={cfg.eps}: must be positive")
     need(cfg.bn_eps > 0, f"bn_eps={cfg.bn_eps}: must be positive")

@@ -80,6 +80,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     grad_probe = GradNormProbe(model, cfg.iters)
     act_probe = ActivationProbe(model, cfg.activation, layer_outputs=cfg.probe_outputs)
     batch_loss = torch.zeros(cfg.iters, device=device)
+    post_steps = list(range(0, cfg.iters, cfg.post_loss_every)) if cfg.post_loss_every else []
+    post_loss = torch.zeros(len(post_steps), device=device)
     history, status, diverged_at = [], "ok", None
     last_eval = 0
 
@@ -96,6 +98,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         optimizer.step()
         if cfg.l1 and cfg.l1_mode == "proximal":
             l1_proximal_step(weights, optimizer.param_groups[0]["lr"] * cfg.l1)
+        if cfg.post_loss_every and step % cfg.post_loss_every == 0:
+            post_loss[step // cfg.post_loss_every] = after_update_loss(model, data, index)
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
@@ -125,10 +129,13 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
 
     act_probe.close()
     losses = batch_loss[:diverged_at or cfg.iters].tolist()
+    done_steps = diverged_at or cfg.iters
+    post = [[s, v] for s, v in zip(post_steps, post_loss.tolist()) if s < done_steps]
     result = {
         "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed), "layers": layers,
         "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
-        "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at),
+        "post_update_loss": post,
+        "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at, post),
         "wall_time": time.perf_counter() - started,
     }
     if keep_state:
@@ -136,6 +143,16 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     if writer is not None:
         writer.log_final(result)
     return result
+
+
+@torch.no_grad()
+def after_update_loss(model: torch.nn.Module, data: Dataset, index: torch.Tensor) -> torch.Tensor:
+    """The loss on the step's own batch, recomputed after the update, in eval mode (the book's
+    loss(x, t) runs its networks with train_flg=False): what the book prints every 100 iterations."""
+    model.eval()
+    loss = F.cross_entropy(model(data.x_train.index_select(0, index)), data.y_train.index_select(0, index))
+    model.train()
+    return loss
 
 
 def _evaluation_point(model, cfg, step, lr, interval, grad_rows, layers, train_eval, data, act_probe, probe_x):
@@ -165,14 +182,19 @@ def _evaluation_point(model, cfg, step, lr, interval, grad_rows, layers, train_e
 
 
 def summarize(history: list[dict], batch_loss: list[float], grad_buffer: torch.Tensor,
-              cfg: TrialConfig, diverged_at: int | None) -> dict:
-    """The scalar outcomes of a trial that experiments and aggregates compare."""
+              cfg: TrialConfig, diverged_at: int | None, post_update: list | None = None) -> dict:
+    """The scalar outcomes of a trial that experiments and aggregates compare.
+
+    late_loss: mean batch loss (before each update) over the second half of training.
+    post_update_loss: the book's figure, the mean of the post-update losses recorded at steps
+    iters/2, iters/2 + N, ... (N = post_loss_every; 1000, 1100, ..., 1900 for 2000 iterations)."""
     points = [p for p in history if not p.get("diverged")]
     last = points[-1] if points else {}
     half = batch_loss[len(batch_loss) // 2:]
     window = grad_buffer[:min(cfg.grad_window, len(batch_loss) or 1), :-1].mean(0)
     ratio = (window[0] / window[-1]).item() if window[-1] > 0 else math.inf
     nan = float("nan")
+    post_late = [v for step, v in post_update or [] if step >= cfg.iters // 2]
     return {
         "final_test_acc": last.get("accuracy_test", nan) if diverged_at is None else nan,
         "final_train_acc": last.get("accuracy_train", nan) if diverged_at is None else nan,
@@ -180,6 +202,7 @@ def summarize(history: list[dict], batch_loss: list[float], grad_buffer: torch.T
         "final_train_loss": last.get("loss_train", nan) if diverged_at is None else nan,
         "gap": (last.get("accuracy_train", nan) - last.get("accuracy_test", nan)) if diverged_at is None else nan,
         "late_loss": sum(half) / len(half) if half and diverged_at is None else nan,
+        "post_update_loss": sum(post_late) / len(post_late) if post_late and diverged_at is None else nan,
         "best_test_acc": max((p["accuracy_test"] for p in points), default=nan),
         "grad_ratio_first_last": ratio,
         "diverged": diverged_at is not None,
