@@ -63,7 +63,7 @@ from repro import figures
 from repro.claims import Claim, at_least, at_most, is_true
 from repro.config import TrialConfig
 from repro.optim import build_optimizer, make_scheduler
-from repro.runner import Reference, Variant, agg, stats
+from repro.runner import Reference, Variant, agg, book_loss_reference, per_seed_table, stats
 
 TITLE = "Section 2: optimisers (SGD ... Adam), learning-rate sensitivity, decay"
 
@@ -77,14 +77,16 @@ PRESETS = {
               "decay_iters": 1000},
 }
 
-BOOK = TrialConfig(widths=(100,) * 4, activation="relu", init="he", batch_size=128)
-BOOK_RUNS = [  # optimiser, lr, reference late loss (low, high, source)
-    ("sgd", 0.01, (0.249, 0.249, "book")), ("momentum", 0.01, (0.095, 0.095, "book")),
-    ("nesterov", 0.01, (0.089, 0.090, "measured here")), ("adagrad", 0.01, (0.036, 0.036, "book")),
-    ("rmsprop", 0.01, (0.167, 0.187, "measured here")), ("adam", 0.001, (0.048, 0.048, "book"))]
+# post_loss_every: the loss the book prints (after the update, on the step's batch) every 100 steps
+BOOK = TrialConfig(widths=(100,) * 4, activation="relu", init="he", batch_size=128, post_loss_every=100)
+BOOK_RUNS = [  # optimiser, lr, the book's figure (None: the book has no such run)
+    ("sgd", 0.01, 0.249), ("momentum", 0.01, 0.095), ("nesterov", 0.01, None), ("adagrad", 0.01, 0.036),
+    ("rmsprop", 0.01, None), ("adam", 0.001, 0.048)]
 COURSE = TrialConfig(widths=(40, 20), activation="sigmoid", init="normal:0.01", batch_size=100)
 COURSE_RUNS = [("sgd", 0.01, (0.11, 0.11)), ("momentum", 0.01, (0.10, 0.10)), ("momentum", 0.3, (0.93, 0.93)),
-               ("adagrad", 0.1, (0.92, 0.94)), ("rmsprop", 0.01, (0.94, 0.94)), ("adam", 0.01, (0.943, 0.948))]
+               ("adagrad", 0.1, (0.92, 0.94)), ("rmsprop", 0.01, (0.94, 0.94)), ("adam", 0.01, (0.943, 0.948)),
+               ("rmsprop", 0.1, (0.10, 0.10)), ("adam", 0.1, (0.10, 0.10))]   # the course: "diverge"
+COURSE_TOO_LARGE = [(f"course: {opt} 0.1", 0.10) for opt in ("rmsprop", "adam")]
 PATHS = [("SGD", "sgd", 0.95), ("Momentum", "momentum", 0.1), ("Nesterov", "nesterov", 0.1),
          ("AdaGrad", "adagrad", 1.5), ("RMSProp", "rmsprop", 0.1), ("Adam", "adam", 0.3)]
 BOOK_FOUR = ("SGD", "Momentum", "AdaGrad", "Adam")
@@ -112,8 +114,8 @@ def decay_runs(p: dict) -> list[tuple[str, TrialConfig]]:
 def variants(p: dict) -> list[Variant]:
     book = BOOK.replace(iters=p["book_iters"], eval_every=p["eval_every"])
     out = {book_name(opt, lr): Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr), "book setup",
-                                       Reference("late_loss", lo, hi, src), metric="late_loss")
-           for opt, lr, (lo, hi, src) in BOOK_RUNS}
+                                       book_loss_reference(figure), metric="post_update_loss")
+           for opt, lr, figure in BOOK_RUNS}
     for opt in ("sgd", "adam"):
         for lr in p["grid"]:
             out.setdefault(book_name(opt, lr), Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr),
@@ -183,7 +185,14 @@ def extras(p: dict, ctx) -> dict:
     return {
         "valley": valley_runs,
         "grid_divergence": {opt: {f"{lr:g}": rows for lr, rows in by_lr.items()} for opt, by_lr in grid.items()},
-        "tables": {"2-D valley f = x^2/20 + y^2 from (-7, 2), 30 steps": valley_table(valley_runs),
+        "tables": {"book setup: the book's statistic (loss on the step's batch after its update, mean of iterations "
+                   f"{p['book_iters'] // 2}, {p['book_iters'] // 2 + 100}, ..., {p['book_iters'] - 100}; the book's: "
+                   "1000-1900 of 2000) per seed, beside the book's single run":
+                   per_seed_table(ctx.trials, [(book_name(o, lr), f) for o, lr, f in BOOK_RUNS], "post_update_loss",
+                                  "book (one run)", ("late_loss", "ours: mean batch loss before the update, 2nd half")),
+                   "course setup at lr 0.1 (the course: RMSProp and Adam diverge, about 0.10): final test accuracy "
+                   "per seed": per_seed_table(ctx.trials, COURSE_TOO_LARGE, "final_test_acc", "course (one run)"),
+                   "2-D valley f = x^2/20 + y^2 from (-7, 2), 30 steps": valley_table(valley_runs),
                    "learning-rate grid (book network; diverged: loss NaN, or a batch loss above 10x the first)":
                    grid_table(p, ctx.trials, grid)},
         "figures": {

@@ -51,7 +51,8 @@ def depth_name(activation: str, init: str, depth: int) -> str:
 
 def variants(p: dict) -> list[Variant]:
     out = [Variant(name, COURSE.replace(activation=act, init=init, iters=p["iters"], eval_every=100),
-                   group="course setup", reference=Reference("final_test_acc", *ref, "course"))
+                   group="course setup",
+                   reference=Reference("final_test_acc", *ref, "course", describes=(("iters", 2000),)))
            for name, act, init, ref in COURSE_VARIANTS]
     for act, init in DEPTH_FAMILIES:
         for depth in p["depths"]:

@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 
 from . import figures, tb
 from .config import FIELDS
-from .runner import Reference, experiment_names, format_measured
+from .runner import experiment_names, format_measured, reference_status
 
 FAILS = '<span style="color:#d00000">❌ <b>FAILS</b></span>'
 HOLDS = "✅ holds"
@@ -226,16 +226,17 @@ def results_table(results: dict) -> list[str]:
     """Each variant's reference beside its measured mean ± sd (n), with the difference and a verdict."""
     rows = []
     for name, v in results["variants"].items():
-        ref = v.get("reference")
-        metric = ref["metric"] if ref else v["metric"]
+        ref, ref_text, comparable = reference_status(v)
+        metric = ref.metric if ref else v["metric"]
         stats = v["aggregate"].get(metric)
         measured = format_measured(v["aggregate"], metric) if stats else "not measured"
-        if ref:
-            difference, verdict = compare(ref, stats)
-            ref_text = Reference(**ref).text() + (f"; {ref['note']}" if ref.get("note") else "")
-            rows.append([v["group"], name, metric, ref_text, measured, _difference(difference, ref), verdict])
+        ref_text += f"; {ref.note}" if ref and ref.note else ""
+        if comparable:
+            difference, verdict = compare(v["reference"], stats)
+            rows.append([v["group"], name, metric, ref_text, measured, _difference(difference, v["reference"]),
+                         verdict])
         else:
-            rows.append([v["group"], name, metric, "-", measured, "-", "no reference"])
+            rows.append([v["group"], name, metric, ref_text, measured, "-", "no verdict"])
     header = ["group", "variant", "metric", "reference", "measured mean ± sd (n seeds)",
               "difference (to nearest end of range)", "verdict"]
     return _table(header, rows)

@@ -31,17 +31,59 @@ from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, parse_val
 from .executor import TrialSpec, check_executor, default_workers, execute
 
 
+MEASURED_HERE = "measured here"  # a Reference's source for our own calibration figures: not a reference
+
+
 @dataclass(frozen=True)
 class Reference:
-    metric: str          # a trial summary key, e.g. final_test_acc or late_loss
+    metric: str          # a trial summary key, e.g. final_test_acc or post_update_loss
     low: float
     high: float
-    source: str          # "book", "course", or "measured here" for calibration figures
+    source: str          # "book", "course", a paper, or MEASURED_HERE for calibration figures
     note: str = ""
+    dataset: str = "mnist"                 # what the figure was measured on
+    describes: tuple = ()                  # ((config key, value), ...) the figure depends on beyond the preset
 
     def text(self) -> str:
         value = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
         return f"{value} ({self.source})"
+
+    def why_not_comparable(self, config: dict, changed: list[str]) -> str | None:
+        """Why a variant's measurement cannot be judged against this figure, or None if it can.
+
+        ``changed``: the config keys that --set moved away from the preset's own setup."""
+        if self.source == MEASURED_HERE:
+            return "no published figure"
+        if config.get("dataset", "mnist") != self.dataset:
+            return f"reference is for {self.dataset.upper()}, this run is on {config.get('dataset')}"
+        if changed:
+            return f"reference is for the preset's setup; --set changed {', '.join(changed)}"
+        differs = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in self.describes if config.get(k) != v]
+        return f"reference is for {', '.join(differs)}" if differs else None
+
+
+def book_loss_reference(figure: float | None, iters: int = 2000) -> Reference | None:
+    """The book's MNIST training figures (optimiser and init comparisons): one run's printed loss,
+    i.e. the loss on each step's batch after its update, averaged over iterations 1000, 1100, ...,
+    1900 of 2000. Trials record it with config post_loss_every=100 (summary key post_update_loss)."""
+    if figure is None:
+        return None
+    return Reference("post_update_loss", figure, figure, "book", describes=(("iters", iters), ("post_loss_every", 100)))
+
+
+def reference_status(variant: dict) -> tuple[Reference | None, str, bool]:
+    """A saved variant's Reference, the text that stands for it in tables, and whether the variant
+    can be judged against it (a verdict); where not, the text says why (Reference.why_not_comparable)."""
+    if not variant.get("reference"):
+        return None, "no published figure", False
+    ref = Reference(**{k: tuple(map(tuple, v)) if k == "describes" else v for k, v in variant["reference"].items()})
+    why_not = ref.why_not_comparable(variant["config"], variant.get("changed", []))
+    if why_not is None:
+        return ref, ref.text(), True
+    if ref.source == MEASURED_HERE:
+        return ref, f"{why_not} (ours, measured here: {ref.text().rsplit(' (', 1)[0]})", False
+    return ref, f"{ref.text()}, but the {why_not}", False
 
 
 @dataclass
@@ -52,6 +94,7 @@ class Variant:
     reference: Reference | None = None
     metric: str = "final_test_acc"   # what the printed table shows for this variant
     keep_state: bool = False         # extras need its trained weights (ctx.states[variant][seed])
+    changed: list = field(default_factory=list)   # config keys --set moved off the preset (build_variants)
 
 
 @dataclass
@@ -97,12 +140,20 @@ def resolve(module, preset: str, sets: dict[str, str]) -> tuple[dict, dict]:
     return params, forced
 
 
-def build_variants(module, params: dict, forced: dict) -> list[Variant]:
+def build_variants(module, params: dict, forced: dict, preset: str | None = None) -> list[Variant]:
+    """The preset's variants with --set applied; each notes which config keys --set changed (what its
+    reference no longer describes), against the same variant built from the preset as written."""
     variants = module.variants(params)
     for v in variants:
         v.config = apply_overrides(v.config, forced)
     names = [v.name for v in variants]
     assert len(set(names)) == len(names), f"duplicate variant names in {module.__name__}"
+    if preset is not None:
+        as_written = {v.name: v.config for v in module.variants(dict(module.PRESETS[preset]))}
+        for v in variants:
+            base = as_written.get(v.name)
+            v.changed = ([k for k in FIELDS if getattr(v.config, k) != getattr(base, k)] if base is not None
+                         else ["the variant itself (added by --set)"])
     return variants
 
 
@@ -187,7 +238,7 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     check_executor(executor, address)
     module = load_experiment(name)
     params, forced = resolve(module, preset, sets or {})
-    variants = build_variants(module, params, forced)
+    variants = build_variants(module, params, forced, preset)
     device = resolve_device(device)
     n_seeds = seeds if seeds is not None else params.get("seeds", 3)
     if n_seeds < 1:
@@ -226,7 +277,7 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
         "forced": {k: list(v) if isinstance(v, tuple) else v for k, v in forced.items()},
         "seeds": n_seeds, "env": environment(device, workers, executor),
         "variants": {v.name: {"group": v.group, "metric": v.metric, "config": v.config.to_dict(),
-                              "reference": asdict(v.reference) if v.reference else None,
+                              "reference": asdict(v.reference) if v.reference else None, "changed": v.changed,
                               "aggregate": aggregate(by_variant[v.name])} for v in variants},
         "trials": [{"variant": r.pop("tag"), **r} for r in trial_results],
     }
@@ -344,6 +395,26 @@ def format_stats(s: dict, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} (n={s['n']})"
 
 
+def per_seed_table(trials: dict, rows: list[tuple[str, float | None]], metric: str, figure: str,
+                   ours: tuple[str, str] | None = None) -> str:
+    """Markdown: each variant's ``metric`` per seed and over seeds, beside a published single-run
+    ``figure`` column (rows: (variant, figure or None)); ``ours``: (metric, label), a further column."""
+    n = max(len(trials[name]) for name, _ in rows)
+    head = ["variant", figure] + [f"seed {k}" for k in range(n)] + ["mean", "range"] + ([ours[1]] if ours else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, published in rows:
+        values = [t["summary"][metric] for t in trials[name]]
+        s = stats(values)
+        cells = [name, "-" if published is None else f"{published:g}"] + [f"{v:.4f}" for v in values]
+        cells += [""] * (n - len(values))
+        cells += ["-", "-"] if s["n"] == 0 else [f"{s['mean']:.4f}", f"{s['min']:.4f}-{s['max']:.4f}"]
+        if ours:
+            o = stats([t["summary"][ours[0]] for t in trials[name]])
+            cells.append("-" if o["n"] == 0 else f"{o['mean']:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_measured(aggregate: dict, metric: str) -> str:
     """A variant's metric as printed in tables: mean ± sd (n), with the count of diverged seeds."""
     measured = format_stats(aggregate[metric], 4 if "loss" in metric else 3)
@@ -356,10 +427,9 @@ def summary_table(results: dict) -> str:
     """The printed table: each variant's metric beside its reference, then every claim's verdict."""
     rows = [("group", "variant", "metric", "measured mean ± sd (n)", "reference")]
     for name, v in results["variants"].items():
-        metric = v["metric"]
-        ref = Reference(**v["reference"]).text() if v["reference"] else "-"
-        measured = format_measured(v["aggregate"], metric)
-        rows.append((v["group"], name, metric, measured, ref))
+        ref, ref_text, _ = reference_status(v)
+        metric = ref.metric if ref else v["metric"]
+        rows.append((v["group"], name, metric, format_measured(v["aggregate"], metric), ref_text))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

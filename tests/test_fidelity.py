@@ -1,0 +1,81 @@
+"""Like with like: the book's own loss statistic, and references shown only where they describe the run."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from experiments import optimizers
+from repro import data, report
+from repro.config import TrialConfig
+from repro.runner import MEASURED_HERE, Reference, build_variants, reference_status, resolve
+from repro.train import train
+
+BOOK_LIKE = TrialConfig(widths=(32, 32), iters=40, batch_size=20, eval_every=20, train_eval_size=100,
+                        post_loss_every=10)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(300, 784, generator=g)
+    y = torch.randint(0, 10, (300,), generator=g)
+    return data.Dataset(x[:200], y[:200], x[200:], y[200:])
+
+
+def test_post_update_loss_is_recorded_at_every_nth_step_and_averaged_over_the_second_half(tiny_data):
+    result = train(BOOK_LIKE, 0, tiny_data)
+    steps = [step for step, _ in result["post_update_loss"]]
+    assert steps == [0, 10, 20, 30]  # the book's i % 100 == 0, here every 10 of 40
+    late = [loss for step, loss in result["post_update_loss"] if step >= 20]
+    assert result["summary"]["post_update_loss"] == pytest.approx(sum(late) / len(late))
+    off = train(BOOK_LIKE.replace(post_loss_every=0), 0, tiny_data)
+    assert off["post_update_loss"] == [] and off["summary"]["post_update_loss"] != off["summary"]["post_update_loss"]
+    assert off["batch_loss"] == result["batch_loss"]  # recording it does not change the training
+
+
+def test_post_update_loss_is_taken_after_the_step_on_the_same_batch(tiny_data):
+    # With a vanishing rate the update changes nothing: after = before, the first batch's loss.
+    still = train(BOOK_LIKE.replace(lr=1e-12), 0, tiny_data)
+    assert still["post_update_loss"][0][1] == pytest.approx(still["batch_loss"][0], abs=1e-6)
+    # With a real rate the step fits the batch it was computed on: after < before.
+    moving = train(BOOK_LIKE.replace(optimizer="adam", lr=0.01), 0, tiny_data)
+    assert moving["post_update_loss"][0][1] < moving["batch_loss"][0] - 1e-3
+
+
+def variant_view(reference: Reference, config: TrialConfig, changed=()) -> dict:
+    from dataclasses import asdict
+    return {"reference": asdict(reference), "config": config.to_dict(), "changed": list(changed)}
+
+
+BOOK_FIGURE = Reference("post_update_loss", 0.249, 0.249, "book", describes=(("iters", 2000),))
+
+
+@pytest.mark.parametrize("reference, config, changed, says", [
+    (BOOK_FIGURE, TrialConfig(iters=2000), (), None),
+    (Reference("late_loss", 0.089, 0.090, MEASURED_HERE), TrialConfig(), (), "no published figure"),
+    (BOOK_FIGURE, TrialConfig(iters=2000, dataset="fashion-mnist"), (), "reference is for MNIST"),
+    (BOOK_FIGURE, TrialConfig(iters=2000, lr=0.1), ("lr",), "--set changed lr"),
+    (BOOK_FIGURE, TrialConfig(iters=1000), (), "reference is for iters=2000"),
+])
+def test_reference_is_judged_only_where_it_describes_the_run(reference, config, changed, says):
+    _, text, comparable = reference_status(variant_view(reference, config, changed))
+    assert comparable == (says is None)
+    assert says is None and text == reference.text() or says in text
+
+
+def test_set_names_the_keys_it_changed_per_variant():
+    params, forced = resolve(optimizers, "full", {"lr": "0.1"})
+    variants = {v.name: v for v in build_variants(optimizers, params, forced, "full")}
+    assert variants["sgd 0.01"].changed == ["lr"]
+    assert variants["sgd 0.1"].changed == []        # already at 0.1: nothing its figure describes moved
+    params, forced = resolve(optimizers, "full", {"book_iters": "500"})   # an experiment parameter
+    variants = {v.name: v for v in build_variants(optimizers, params, forced, "full")}
+    assert variants["adam 0.001"].changed == ["iters"] and variants["course: adam 0.01"].changed == []
+
+
+def test_report_gives_no_verdict_where_the_reference_does_not_apply():
+    row = report.results_table({"variants": {"adam 0.001": {
+        "group": "book setup", "metric": "post_update_loss",
+        **variant_view(BOOK_FIGURE, TrialConfig(iters=2000, dataset="fashion-mnist")),
+        "aggregate": {"post_update_loss": {"n": 3, "mean": 0.3, "std": 0.01, "min": 0.29, "max": 0.31}}}}})[-1]
+    assert "reference is for MNIST" in row and "no verdict" in row and "✗" not in row
