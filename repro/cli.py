@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, default=3, help="seeds per cell: 0..N-1 (default: 3)")
     sweep.add_argument("--metric", default="final_test_acc",
                        help="sort the table by this metric (default: final_test_acc; also best_test_acc, "
-                            "final_train_acc, final_test_loss, final_train_loss, late_loss)")
+                            "final_train_acc, final_test_loss, final_train_loss, late_loss, post_update_loss: "
+                            "the book's statistic, with --set post_loss_every=100)")
     sweep.add_argument("--name", default=None,
                        help="results/sweeps/<name>.json and runs/sweeps/<name>/ (default: derived from the grid)")
     _common(sweep)

@@ -17,6 +17,7 @@ SCHEDULES = ("constant", "cosine", "step")
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 MODELS = ("mlp", "cnn")
 L1_MODES = ("subgradient", "proximal")
+DROPOUT_SCALINGS = ("inverted", "book")
 INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|default|normal:[0-9.eE+-]+|constant:[0-9.eE+-]+)$")
 # one token of a ConvNet's conv stack: <channels>[x<kernel>][p<padding>] | r<channels> | pool | gap
 CONV_TOKEN = re.compile(r"^([1-9]\d*(x[1-9]\d*)?(p\d+)?|r[1-9]\d*|pool|gap)$")
@@ -44,6 +45,8 @@ class TrialConfig:
     dropout: float = 0.0              # after each hidden activation (inverted dropout, nn.Dropout)
     input_dropout: float = 0.0        # on the input pixels (the dropout paper's 0.2)
     output_dropout: float = 0.0       # on the logits (the book's DeepConvNet: 0.5)
+    dropout_scaling: str = "inverted"  # inverted: nn.Dropout (x / (1-p) in training); book: x in
+                                       # training, x * (1-p) at test (repro/nets.py BookDropout)
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -137,6 +140,8 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.optimizer in OPTIMIZERS, f"optimizer={cfg.optimizer}: choose from {', '.join(OPTIMIZERS)}")
     need(cfg.schedule in SCHEDULES, f"schedule={cfg.schedule}: choose from {', '.join(SCHEDULES)}")
     need(cfg.l1_mode in L1_MODES, f"l1_mode={cfg.l1_mode}: choose from {', '.join(L1_MODES)}")
+    need(cfg.dropout_scaling in DROPOUT_SCALINGS,
+         f"dropout_scaling={cfg.dropout_scaling}: choose from {', '.join(DROPOUT_SCALINGS)}")
     need(bool(INIT_PATTERN.match(cfg.init)),
          f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he or default")
     need((len(cfg.widths) > 0 or cfg.model == "cnn") and all(w > 0 for w in cfg.widths),

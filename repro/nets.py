@@ -64,12 +64,24 @@ def init_model(model: nn.Module, scheme: str, generator: torch.Generator | None 
                 nn.init.zeros_(module.bias)
 
 
+class BookDropout(nn.Dropout):
+    """The book's dropout: survivors keep their value in training and every unit is scaled by 1 - p
+    at test time. That is exactly (1 - p) times inverted dropout (nn.Dropout) in both modes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * (1.0 - self.p)
+
+
+def make_dropout(p: float, scaling: str) -> nn.Dropout:
+    return BookDropout(p) if scaling == "book" else nn.Dropout(p)
+
+
 def build_mlp(cfg: TrialConfig, in_features: int = 784, classes: int = 10,
               generator: torch.Generator | None = None) -> nn.Sequential:
     """in -> [fc -> (bn) -> act -> (dropout)] per hidden width -> fc out, named fc1.. bn1.. act1.. drop1.."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     if cfg.input_dropout:
-        layers["drop0"] = nn.Dropout(cfg.input_dropout)
+        layers["drop0"] = make_dropout(cfg.input_dropout, cfg.dropout_scaling)
     width_in = in_features
     for k, width in enumerate(cfg.widths, start=1):
         # With BN the linear bias is redundant (BN's shift replaces it) but kept, as the book does.
@@ -78,11 +90,11 @@ def build_mlp(cfg: TrialConfig, in_features: int = 784, classes: int = 10,
             layers[f"bn{k}"] = nn.BatchNorm1d(width, eps=cfg.bn_eps, affine=cfg.bn_affine)
         layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
         if cfg.dropout:
-            layers[f"drop{k}"] = nn.Dropout(cfg.dropout)
+            layers[f"drop{k}"] = make_dropout(cfg.dropout, cfg.dropout_scaling)
         width_in = width
     layers[f"fc{len(cfg.widths) + 1}"] = nn.Linear(width_in, classes)
     if cfg.output_dropout:
-        layers[f"drop{len(cfg.widths) + 1}"] = nn.Dropout(cfg.output_dropout)
+        layers[f"drop{len(cfg.widths) + 1}"] = make_dropout(cfg.output_dropout, cfg.dropout_scaling)
     model = nn.Sequential(layers)
     init_model(model, cfg.init, generator)
     return model
@@ -153,7 +165,7 @@ def build_convnet(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28), 
             conv_output_size(width, kernel, 1, padding)
 
     if cfg.input_dropout:
-        layers["drop0"] = nn.Dropout(cfg.input_dropout)
+        layers["drop0"] = make_dropout(cfg.input_dropout, cfg.dropout_scaling)
     for token in cfg.conv:
         if token in ("pool", "gap"):
             layers[f"{token}{sum(name.startswith(token) for name in layers) + 1}"] = nn.MaxPool2d(2, 2) if token == "pool" else nn.AdaptiveAvgPool2d(1)
@@ -185,12 +197,12 @@ def build_convnet(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28), 
             layers[f"bn{k}"] = nn.BatchNorm1d(width_out, eps=cfg.bn_eps, affine=cfg.bn_affine)
         layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
         if cfg.dropout:
-            layers[f"drop{k}"] = nn.Dropout(cfg.dropout)
+            layers[f"drop{k}"] = make_dropout(cfg.dropout, cfg.dropout_scaling)
         width_in = width_out
     k += 1
     layers[f"fc{k - n_conv}"] = nn.Linear(width_in, classes)
     if cfg.output_dropout:
-        layers[f"drop{k}"] = nn.Dropout(cfg.output_dropout)
+        layers[f"drop{k}"] = make_dropout(cfg.output_dropout, cfg.dropout_scaling)
     model = ConvNet(layers, shortcuts)
     init_model(model, cfg.init, generator)
     for bn in zero_scales:

@@ -22,7 +22,7 @@ from .runner import (TrialStore, _execute_with_progress, aggregate, environment,
 # the metrics a sweep ranks cells by, and which way is better (not the train-test gap: a cell that
 # never learned has the smallest one)
 GOALS = {"final_test_acc": "max", "best_test_acc": "max", "final_train_acc": "max",
-         "final_test_loss": "min", "final_train_loss": "min", "late_loss": "min"}
+         "final_test_loss": "min", "final_train_loss": "min", "late_loss": "min", "post_update_loss": "min"}
 
 
 def parse_grid(pairs: list[str], sets: dict[str, str] | None = None) -> dict[str, list]:

@@ -79,3 +79,17 @@ def test_report_gives_no_verdict_where_the_reference_does_not_apply():
         **variant_view(BOOK_FIGURE, TrialConfig(iters=2000, dataset="fashion-mnist")),
         "aggregate": {"post_update_loss": {"n": 3, "mean": 0.3, "std": 0.01, "min": 0.29, "max": 0.31}}}}})[-1]
     assert "reference is for MNIST" in row and "no verdict" in row and "✗" not in row
+
+
+def test_book_dropout_keeps_survivors_in_training_and_scales_at_test():
+    from repro.nets import BookDropout, make_dropout
+    x = torch.rand(1000, 50) + 0.5
+    drop = make_dropout(0.2, "book")
+    assert isinstance(drop, BookDropout)
+    torch.manual_seed(0)
+    kept = drop.train()(x)
+    survived = kept != 0
+    assert torch.allclose(kept[survived], x[survived])       # not scaled up by 1 / (1 - p)
+    assert abs(survived.float().mean().item() - 0.8) < 0.01
+    assert torch.allclose(drop.eval()(x), 0.8 * x)          # scaled down at test instead
+    assert type(make_dropout(0.2, "inverted")) is torch.nn.Dropout

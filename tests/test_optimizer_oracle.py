@@ -150,3 +150,34 @@ def test_adam_folded_bias_correction(setup):
     # the largest travel (per tensor, the median weight moved 0.003%-0.08% of its own travel), most
     # where gradients are rare and s is near e'.
     # Its effect on the loss the book prints is measured over 2000 iterations in experiments/optimizers.py.
+
+
+def book_statistic(seed: int, rule: Book, iters: int = 2000) -> float:
+    """The book's printed loss (after each update, on its batch; mean of iterations 1000, ..., 1900)
+    for ``rule`` trained in float64 on the book's network from seed ``seed``'s weights and batches."""
+    data = load("mnist", "cpu")
+    batch_gen, init_gen = seeded_generators(seed)
+    model = build_model(BOOK_NET, generator=init_gen).double()
+    batches = torch.randint(len(data.y_train), (iters, BATCH), generator=batch_gen)
+    x = data.x_train.double()
+    params = {k: v.detach().numpy().copy() for k, v in model.named_parameters()}
+    printed = []
+    for i, index in enumerate(batches):
+        batch = (x[index], data.y_train[index])
+        grads = gradients(model, {k: torch.from_numpy(v) for k, v in params.items()}, batch)
+        rule.update(list(params.values()), [grads[k].numpy() for k in params])
+        if i % 100 == 0 and i >= iters // 2:
+            with torch.no_grad():
+                out = functional_call(model, {k: torch.from_numpy(v) for k, v in params.items()}, (batch[0],))
+                printed.append(F.cross_entropy(out, batch[1]).item())
+    return float(np.mean(printed))
+
+
+if __name__ == "__main__":
+    # What Adam's eps placement does to the book's figure over 2000 iterations (about 15 s a seed):
+    # python tests/test_optimizer_oracle.py [seeds]
+    import sys
+    for seed in range(int(sys.argv[1]) if len(sys.argv) > 1 else 3):
+        folded = book_statistic(seed, Book("adam", 0.001))
+        unfolded = book_statistic(seed, Book("adam", 0.001, fold=False))
+        print(f"seed {seed}: book's folded Adam {folded:.4f}, torch's eps placement {unfolded:.4f}", flush=True)
