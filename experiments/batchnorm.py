@@ -45,6 +45,11 @@ to 0.28 in 1000 iterations; no BN 0.21). Plain torch here, one seed: sigmoid pla
 at 1600 (ours 1500-1600), BN at 400 (ours 400-500). The sd of act3's input drifts 10x in the
 plain ReLU net (0.2 to 1.9) and stays within 1.17x with BN; the plain sigmoid net hardly learns
 at lr 0.01, so its inputs hardly move (1.05x): drift comes with learning, not instead of it.
+Two sweep rows miss the book's figures (read off its plot). At w = 0.0858 plain ends at 0.13-0.34
+(3 seeds) against about 0.11: it starts learning late (0.6x He's scale; seed 2 went 0.07, 0.12,
+0.18, 0.26, 0.32 over epochs 1, 5, 9, 13, 17) and is still rising at epoch 20 in 2 of 3 seeds; why
+the book's run had not started is unexplained. At w = 0.293 plain ends at 0.977-0.999 against
+0.82-0.98: the seeds' range overlaps it.
 
 Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset, 3 seeds, 117 trials in
 193 s (2 workers); two thirds of it is the speed-up study (5000 steps a trial).
