@@ -280,12 +280,16 @@ def valley_figure(paths: dict):
 
 def curves_figure(trials: dict):
     fig, axes = figures.new(1, 2, size=(5.0, 3.6))
-    for opt, lr, _ in BOOK_RUNS:
+    for k, (opt, lr, _) in enumerate(BOOK_RUNS):
         runs = trials[book_name(opt, lr)]
         smooth = moving_average(np.mean([t["batch_loss"] for t in runs], 0), 50)
-        axes[0][0].plot(np.arange(len(smooth)) + 50, smooth, label=f"{opt} {lr:g}")
-    axes[0][0].set(yscale="log", xlabel="iteration", ylabel="batch loss (moving mean of 50, mean of seeds)",
-                   title="book: 4 x 100 ReLU, He, batch 128")
+        axes[0][0].plot(np.arange(len(smooth)) + 50, smooth, color=f"C{k}", label=f"{opt} {lr:g}")
+        # the book's printed points, from step 100 (step 0's is RMSProp's first, huge, step)
+        after = np.array([[loss for step, loss in t["post_update_loss"] if step] for t in runs])
+        axes[0][0].plot([s for s, _ in runs[0]["post_update_loss"] if s], after.mean(0), "o", color=f"C{k}", ms=3)
+    axes[0][0].set(yscale="log", xlabel="iteration", ylabel="batch loss (mean of seeds)",
+                   title="book: 4 x 100 ReLU, He, batch 128\nline: before the update (mean of 50 steps)\n"
+                         "dots: after it, on the same batch (the book's)")
     for opt, lr, _ in COURSE_RUNS:
         runs = trials[f"course: {opt} {lr:g}"]
         steps = [q["step"] for q in runs[0]["history"]]
