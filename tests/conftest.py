@@ -20,6 +20,16 @@ def quick_run(tmp_path_factory):
     return run
 
 
+def random_dataset(seed: int = 0, n_train: int = 200, n_test: int = 100):
+    """Random 784-pixel images with random labels: enough to exercise the engine, nothing to learn."""
+    import torch
+    from repro.data import Dataset
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n_train + n_test, 784, generator=g)
+    y = torch.randint(0, 10, (n_train + n_test,), generator=g)
+    return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
 def per_seed(results: dict, variant: str, metric: str = "final_test_acc") -> list[float]:
     return [t["summary"][metric] for t in results["trials"] if t["variant"] == variant]
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from conftest import random_dataset
 from repro import data
 from repro.config import ConfigError, TrialConfig, config_from_text, parse_value
 from repro.nets import build_mlp, weighted_layers
@@ -22,10 +23,7 @@ SMALL = TrialConfig(widths=(16, 8), iters=30, batch_size=20, eval_every=10, trai
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(300, 784, generator=g)
-    y = torch.randint(0, 10, (300,), generator=g)
-    return data.Dataset(x[:200], y[:200], x[200:], y[200:])
+    return random_dataset(0)
 
 
 # ---- config ----

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import random_dataset
 from experiments import optimizers
-from repro import data, report
+from repro import report
 from repro.config import TrialConfig
 from repro.runner import MEASURED_HERE, Reference, build_variants, reference_status, resolve
 from repro.train import train
@@ -16,10 +17,7 @@ BOOK_LIKE = TrialConfig(widths=(32, 32), iters=40, batch_size=20, eval_every=20,
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(300, 784, generator=g)
-    y = torch.randint(0, 10, (300,), generator=g)
-    return data.Dataset(x[:200], y[:200], x[200:], y[200:])
+    return random_dataset(1)
 
 
 def test_post_update_loss_is_recorded_at_every_nth_step_and_averaged_over_the_second_half(tiny_data):
