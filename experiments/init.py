@@ -50,8 +50,8 @@ an earlier run): N(0, 0.01) 2.301-2.302, Xavier 0.350-0.367, He 0.247-0.262. Sig
 accuracy 0.52); our reading, not measured here: its saturated units are near-binary random
 features of the image that the output layer can still fit. After 300 iterations (quick) N(0, 1)
 is the worse of the two (2.29-2.63 against 2.30).
-Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset, 3 seeds, 24 trials in
-158 s (2 workers).
+Runtime on the 2-core development machine (AMD EPYC VM): full preset, 3 seeds, 24 trials in 158 s
+(2 workers, idle, an earlier day); 72 s on 2026-12-02.
 """
 from __future__ import annotations
 

@@ -71,8 +71,8 @@ the others end at 0.15-0.89. The first step moves every weight by about lr / sqr
 (RMSProp) or lr = 0.1 (Adam); why one seed recovers and another does not is unexplained. The
 course's single run at 0.10 is one of the outcomes seen here, not the only one.
 
-Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset 257 s for 93 trials
-(2 workers). The book-network trials dominate: 66 of 2000 steps at
+Runtime on the 2-core development machine (AMD EPYC VM): full preset 257 s for 93 trials (2 workers,
+idle, an earlier day); 148 s for 99 trials on 2026-12-02. The book-network trials dominate: 66 of 2000 steps at
 ~3 ms a step (python -m repro bench; a plain torch loop here takes 2.6 ms, so the 3-minute target
 set for a 1.1 ms step is out of reach on this machine without dropping trials).
 """
