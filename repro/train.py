@@ -202,7 +202,9 @@ def summarize(history: list[dict], batch_loss: list[float], grad_buffer: torch.T
         "final_train_loss": last.get("loss_train", nan) if diverged_at is None else nan,
         "gap": (last.get("accuracy_train", nan) - last.get("accuracy_test", nan)) if diverged_at is None else nan,
         "late_loss": sum(half) / len(half) if half and diverged_at is None else nan,
-        "post_update_loss": sum(post_late) / len(post_late) if post_late and diverged_at is None else nan,
+        # None where the trial did not record it (post_loss_every=0), NaN where it diverged
+        "post_update_loss": (None if not cfg.post_loss_every else nan if diverged_at is not None or not post_late
+                             else sum(post_late) / len(post_late)),
         "best_test_acc": max((p["accuracy_test"] for p in points), default=nan),
         "grad_ratio_first_last": ratio,
         "diverged": diverged_at is not None,
