@@ -300,7 +300,8 @@ def story_url(logdir: Path, base: str = "http://127.0.0.1:6006", explicit: bool 
         state = "runSelectionState=" + urllib.parse.quote(base64.b64encode(selection.encode()).decode(), safe="")
     else:
         state = "regexInput=" + urllib.parse.quote(STORY_REGEX, safe="")
-    return f"{base.rstrip('/')}/?{query}#custom_scalars&{state}"
+    # _smoothingWeight (tf_custom_scalar_dashboard): 0, so the slider does not claim a smoothing margin charts never apply
+    return f"{base.rstrip('/')}/?{query}#custom_scalars&_smoothingWeight=0&{state}"
 
 
 def time_series_url(base: str = "http://127.0.0.1:6006") -> str:

@@ -220,11 +220,11 @@ def test_story_url_selects_the_mean_runs_by_regex_up_to_40_and_by_name_above(tmp
     url = tb.story_url(tmp_path, "http://127.0.0.1:1")
     query, fragment = urllib.parse.urlsplit(url).query, urllib.parse.urlsplit(url).fragment
     assert urllib.parse.parse_qs(query)["runFilter"] == [tb.STORY_REGEX]
-    assert fragment == "custom_scalars&regexInput=" + urllib.parse.quote(tb.STORY_REGEX, safe="")
+    assert fragment == "custom_scalars&_smoothingWeight=0&regexInput=" + urllib.parse.quote(tb.STORY_REGEX, safe="")
     mean_runs(41)
     fragment = urllib.parse.urlsplit(tb.story_url(tmp_path, "http://127.0.0.1:1")).fragment
-    tab, state = fragment.split("&")
+    tab, smoothing, state = fragment.split("&")
     key, value = state.split("=")  # one "=": TensorBoard's hash parser drops a pair with more
-    assert (tab, key) == ("custom_scalars", "runSelectionState")
+    assert (tab, smoothing, key) == ("custom_scalars", "_smoothingWeight=0", "runSelectionState")
     selected = json.loads(base64.b64decode(urllib.parse.unquote(value)))
     assert selected == {f"exp/quick/v{i}/mean": True for i in range(41)}
