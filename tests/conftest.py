@@ -94,6 +94,8 @@ class TensorBoard:
         pytest.fail(f"TensorBoard had not {what} after {STARTUP_TIMEOUT} s; log:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
+        if self.log.closed:
+            return  # stopped already
         self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
