@@ -117,3 +117,13 @@ def tensorboard(tmp_path_factory):
     yield start
     for srv in started:
         srv.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The times tests/test_browser.py measured (page opened -> charts drawn), at the end of the run."""
+    lines = [value for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+             for key, value in getattr(report, "user_properties", []) if key == "browser_timing"]
+    if lines:
+        terminalreporter.section("TensorBoard in Chromium: seconds from opening the page")
+        for line in lines:
+            terminalreporter.write_line(line)

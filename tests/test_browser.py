@@ -109,12 +109,19 @@ def screenshots(tmp_path_factory) -> Path:
     return folder
 
 
-def record(screenshots: Path, name: str, **timings) -> None:
-    path = screenshots / "timings.json"
-    measured = json.loads(path.read_text()) if path.exists() else {}
-    measured[name] = {k: round(v, 2) if v is not None else None for k, v in timings.items()}
-    path.write_text(json.dumps(measured, indent=1))
-    print(f"{name}: " + ", ".join(f"{k} {v:.1f} s" if v is not None else f"{k} never" for k, v in timings.items()))
+@pytest.fixture
+def record(screenshots, record_property):
+    """``record(name, first_chart=s, ...)``: the measured seconds into timings.json beside the screenshots,
+    and into the test report, where conftest's summary prints them at the end of the run."""
+    def write(name: str, **timings) -> None:
+        path = screenshots / "timings.json"
+        measured = json.loads(path.read_text()) if path.exists() else {}
+        measured[name] = {k: round(v, 2) if v is not None else None for k, v in timings.items()}
+        path.write_text(json.dumps(measured, indent=1))
+        record_property("browser_timing", f"{name}: " + ", ".join(
+            f"{k.replace('_', ' ')} {v:.1f} s" if v is not None else f"{k.replace('_', ' ')} not within {DEADLINE} s"
+            for k, v in timings.items()))
+    return write
 
 
 def serve(tensorboard, logdir: Path, results: list[dict]):
@@ -200,20 +207,20 @@ def one_experiment(request, quick_run, tensorboard):
     srv.stop()  # one server at a time: the next one gets the cores
 
 
-def test_custom_scalars_draws_the_story_without_a_click(one_experiment, browser, screenshots):
+def test_custom_scalars_draws_the_story_without_a_click(one_experiment, browser, screenshots, record):
     results, srv, logdir = one_experiment
     story = expected_story(results)
     page, views, first, complete = open_custom_scalars(browser, tb.story_url(logdir, srv.base), story)
     page.screenshot(path=str(screenshots / f"{results['experiment']}-custom-scalars.png"))
     page.close()
-    record(screenshots, f"{results['experiment']} custom scalars", first_chart=first, every_chart=complete)
+    record(f"{results['experiment']} custom scalars", first_chart=first, every_chart=complete)
     assert_story_drawn(views, story)
 
 
-def test_time_series_opens_on_the_story(one_experiment, browser, screenshots):
+def test_time_series_opens_on_the_story(one_experiment, browser, screenshots, record):
     results, srv, _ = one_experiment
     elapsed = check_time_series(browser, srv, [results], screenshots / f"{results['experiment']}-time-series.png")
-    record(screenshots, f"{results['experiment']} time series", first_cards=elapsed)
+    record(f"{results['experiment']} time series", first_cards=elapsed)
 
 
 def add_seeds(logdir: Path, results: dict, seeds: range) -> None:
@@ -228,7 +235,8 @@ def add_seeds(logdir: Path, results: dict, seeds: range) -> None:
             writer.log_final({**t, "seed": seed})
 
 
-def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, browser, screenshots, tmp_path):
+def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, browser, screenshots, record,
+                                                        tmp_path):
     both = [quick_run("vanishing"), quick_run("optimizers")]
     logdir = tmp_path / "runs"
     for results in both:
@@ -244,6 +252,6 @@ def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, 
     page.screenshot(path=str(screenshots / "two-experiments-custom-scalars.png"))
     page.close()
     elapsed = check_time_series(browser, srv, both, screenshots / "two-experiments-time-series.png")
-    record(screenshots, f"two experiments, {len(runs)} runs", first_chart=first, every_chart=complete,
+    record(f"two experiments, {len(runs)} runs", first_chart=first, every_chart=complete,
            time_series_first_cards=elapsed)
     assert_story_drawn(views, story)
