@@ -285,9 +285,7 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
     results["extras"] = module.extras(params, ctx) if hasattr(module, "extras") else {}
     results["claims"] = [c.to_dict() for c in module.claims(results)]
     results["wall_time"] = time.perf_counter() - started
-    for v in variants:
-        tb.write_mean_run(exp_logdir / tb.safe_name(v.name) / "mean", v.name, by_variant[v.name], name)
-    tb.write_layout(exp_logdir, name, [v.name for v in variants])
+    tb.write_dashboards(exp_logdir, name, preset, {v.name: v.group for v in variants}, by_variant)
     results["path"] = str(out_dir.parent / f"{preset}.json")
     results["resumed_trials"] = len(specs) - len(todo)
     write_json(out_dir.parent / f"{preset}.json", results)

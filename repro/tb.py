@@ -1,11 +1,18 @@
 """TensorBoard: the tag names, per-trial writers, seed aggregates, layouts, hparams and figures.
 
 Run directories: runs/<experiment>/<preset>/<variant>/seed<k>/ for trials and .../<variant>/mean/
-for the aggregate across seeds. The layout lives in runs/<experiment>/<preset>/ itself.
+for the aggregate across seeds, tagged by chart group (see "the story of an experiment" below). The
+custom-scalars layout lives in runs/<experiment>/<preset>/ itself, the figures in .../figures/. Every
+run directory holds one event file, after a rerun or a resume too.
 """
 from __future__ import annotations
 
+import base64
+import json
+import math
+import os
 import re
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -105,45 +112,264 @@ def _hparam_value(value):
     return value
 
 
-def mean_tag(experiment: str, tag: str) -> str:
-    """Tags of the `mean` runs start with the experiment's name: a custom-scalars chart selects tags,
-    not runs, so this keeps one experiment's charts free of every other experiment's runs."""
-    return f"{experiment}/{tag}" if experiment else tag
+# ---- the story of an experiment: Custom Scalars and Time Series, designed to TensorBoard's front end ----
+#
+# How TensorBoard draws (tensorflow/tensorboard, the 2.2x sources):
+# - Custom Scalars colours a line by its *run*: tf-custom-scalar-helpers.ts (DataSeriesColorScale) parses
+#   the run out of the series name "<tag> (<run>)" and asks runsColorScale (tf_color_scale/colorScale.ts),
+#   which gives the i-th run of /data/runs the colour palette[i % 7] (tf_color_scale/palettes.ts: `standard`
+#   is tensorboardColorBlindAssist, 7 colours); /data/runs lists runs by start time (core_plugin._serve_runs).
+#   So lines to be told apart must be different runs, written one after another, at most 7 to a chart.
+#   A tag holding "(" would break that parse (getColor throws), so tags never hold parentheses.
+# - Its run selector (tf_runs_selector/tf-runs-selector.ts -> tf_dashboard_common/tf-multi-checkbox.ts,
+#   maxNamesToEnableByDefault = 40) starts with every run selected only while at most 40 runs match its
+#   regex (URL hash key `regexInput`), and with none selected above that, unless the URL hash carries
+#   `runSelectionState` (base64 JSON, run -> bool; tf_storage/storage.ts).
+# - Every chart of an open category asks /data/plugin/custom_scalars/scalars once per *selected* run
+#   (tf-custom-scalar-margin-chart-card.ts, _requestData): requests = charts x selected runs. Selecting the
+#   per-variant mean runs only, not every seed, keeps that small.
+# - Time Series (webapp/runs/store/runs_types.ts, MAX_NUM_RUNS_TO_ENABLE_BY_DEFAULT = 500) starts with every
+#   run selected and overlays every run holding a tag in that tag's card; the `runFilter` query parameter
+#   (webapp/routes/dashboard_deeplink_provider.ts) hides the runs it does not match, and cards no selected
+#   run holds are hidden (hideEmptyCards, on by default).
+# Hence: one `mean` run per variant (runs/<experiment>/<preset>/<variant>/mean/) whose tags name the chart
+# they belong to, <experiment>/<preset>/<group>/..., so that a chart (and a Time Series card) draws exactly
+# the variants of one group, each in its own colour; groups of more than 7 variants are split.
+
+PALETTE = 7
+SELECT_ALL_MAX = 40
+STORY_REGEX = "/mean$"  # the runs the story is drawn from: runs/<experiment>/<preset>/<variant>/mean
+STORY_CURVES = {"accuracy_test": "test accuracy", "loss_train": "training loss"}  # charted; all AGGREGATED written
+FLOW = "grad_flow_log10"
+_NO_PARENS = str.maketrans("()/", "[]-")
 
 
-def write_mean_run(path: Path, variant: str, trials: list[dict], experiment: str = "") -> None:
-    """Mean, min and max across seeds of the main curves, and the mean gradient flow of the variant."""
-    ok = [t for t in trials if t["status"] == "ok"]
+def tag_text(text: str) -> str:
+    return text.translate(_NO_PARENS)
+
+
+def mean_tag(prefix: str, label: str, what: str, stat: str) -> str:
+    """The tag of a mean run: <experiment>/<preset>/<chart group>/<what>/<mean|min|max>. Tags are what a
+    custom-scalars chart selects, so the prefix keeps one experiment's (and preset's) charts to its own runs."""
+    return "/".join(p for p in (prefix, tag_text(label), what, stat) if p)
+
+
+def chart_groups(variants: dict[str, str], most: int = PALETTE) -> list[tuple[str, list[str]]]:
+    """(label, variant names) per chart group: each group of variants in order, split into near-equal
+    consecutive parts of at most ``most`` variants (8 -> 4 + 4, 9 -> 5 + 4), so no chart repeats a colour."""
+    groups: dict[str, list[str]] = {}
+    for name, group in variants.items():
+        groups.setdefault(group or "all variants", []).append(name)
+    out = []
+    for group, names in groups.items():
+        parts = math.ceil(len(names) / most)
+        bounds = [-(-k * len(names) // parts) for k in range(parts + 1)]  # ceil: 9 -> 5 + 4
+        for k in range(parts):
+            label = group if parts == 1 else f"{group} [{k + 1} of {parts}]"
+            out.append((label, names[bounds[k]:bounds[k + 1]]))
+    return out
+
+
+def _finished(trials: list[dict]) -> list[dict]:
+    return [t for t in trials if t["status"] == "ok" and t["history"]]
+
+
+def gradient_flow_log10(trials: list[dict]) -> list[tuple[int, float, float, float]]:
+    """(layer number from 1 = input, mean, min, max) over seeds of log10 of the layer's weight-gradient norm
+    over the first evaluation interval (the report's gradient-flow chart; the mean of the logs is the log of
+    the geometric mean). Layers whose norm is 0 in every seed are left out: a log axis has no place for them."""
+    ok = [t for t in _finished(trials) if t["history"][0].get("grad_norm")]
+    if not ok:
+        return []
+    out = []
+    for number, layer in enumerate(ok[0]["layers"], start=1):
+        with np.errstate(divide="ignore"):
+            logs = np.log10([t["history"][0]["grad_norm"][layer] for t in ok])
+        logs = logs[np.isfinite(logs)]
+        if len(logs):
+            out.append((number, float(logs.mean()), float(logs.min()), float(logs.max())))
+    return out
+
+
+def curve_points(trials: list[dict]) -> int:
+    """Evaluation points every finished seed has (the curves are drawn over these); 0 under two."""
+    n = min((len(t["history"]) for t in _finished(trials)), default=0)
+    return n if n >= 2 else 0
+
+
+def write_mean_run(path: Path, variant: str, trials: list[dict], experiment: str = "",
+                   label: str = "all variants") -> None:
+    """Mean, min and max across seeds of the main curves, and the gradient flow (log10 norm by layer, the
+    layer number as the step), tagged for the chart group ``label`` of ``experiment`` (mean_tag)."""
+    clear_events(path)
+    ok = _finished(trials)
     if not ok:
         return
-    steps = [p["step"] for p in ok[0]["history"]]
     writer = SummaryWriter(str(path))
-    for i, step in enumerate(steps):
-        points = [t["history"][i] for t in ok if len(t["history"]) > i]
+    for i in range(curve_points(ok)):
+        step = ok[0]["history"][i]["step"]
         for field in AGGREGATED:
-            values = np.array([p[field] for p in points])
-            base = POINT_TAGS[field]
-            writer.add_scalar(mean_tag(experiment, f"{base}/mean"), values.mean(), step)
-            writer.add_scalar(mean_tag(experiment, f"{base}/min"), values.min(), step)
-            writer.add_scalar(mean_tag(experiment, f"{base}/max"), values.max(), step)
-        for layer in ok[0]["layers"]:
-            writer.add_scalar(mean_tag(experiment, f"grad_flow/{safe_name(variant)}/{layer}"),
-                              float(np.mean([p["grad_norm"][layer] for p in points])), step)
+            values = np.array([t["history"][i][field] for t in ok], dtype=float)
+            for stat, value in (("mean", values.mean()), ("min", values.min()), ("max", values.max())):
+                writer.add_scalar(mean_tag(experiment, label, POINT_TAGS[field], stat), value, step)
+    for number, mean, low, high in gradient_flow_log10(ok):
+        for stat, value in (("mean", mean), ("min", low), ("max", high)):
+            writer.add_scalar(mean_tag(experiment, label, FLOW, stat), value, number)
     writer.close()
 
 
-def write_layout(path: Path, experiment: str, variants: list[str]) -> None:
-    """Custom-scalars layout: one gradient-flow chart per variant, margin charts across seeds."""
-    flow = {v: ["Multiline", ["^" + re.escape(mean_tag(experiment, f"grad_flow/{safe_name(v)}/"))]]
-            for v in variants}
-    margins = {f"{POINT_TAGS[f]} (mean, min-max over seeds)":
-               ["Margin", [mean_tag(experiment, f"{POINT_TAGS[f]}/{stat}") for stat in ("mean", "min", "max")]]
-               for f in AGGREGATED}
-    layout = {f"{experiment}: accuracy and loss across seeds (one line per variant)": margins,
-              f"{experiment}: gradient flow (per-layer gradient norm, mean over seeds)": flow}
+def _margin(prefix: str, label: str, what: str) -> list[str]:
+    return [mean_tag(prefix, label, what, stat) for stat in ("mean", "min", "max")]  # value, lower, upper
+
+
+def layout(prefix: str, charts: list[tuple[str, list[str]]], curves: set[str] | None = None,
+           flows: set[str] | None = None) -> dict:
+    """Custom-scalars layout: a category per chart group, holding test accuracy and training loss (mean over
+    seeds, band from the lowest to the highest seed) and the gradient flow. ``curves``/``flows``: the
+    labels that have data for those charts (None: all), so no chart is laid out empty."""
+    categories = {}
+    for label, _ in charts:
+        shown = []  # in the order a person reads them
+        if curves is None or label in curves:
+            shown += [(f"{text} · mean over seeds, band: lowest to highest seed", _margin(prefix, label, POINT_TAGS[f]))
+                      for f, text in STORY_CURVES.items()]
+        if flows is None or label in flows:
+            shown.append(("gradient flow · log10 of each layer's weight-gradient norm at the start of training "
+                          "(x: layer, 1 = input; mean over seeds, band: min-max)", _margin(prefix, label, FLOW)))
+        if shown:
+            # Laid out last to first: the category view stamps a chart's two dom-if templates per item and
+            # inserts the next item before the previous one's second template (tf_paginated_view/
+            # tf-dom-repeat.ts, _insertItem indexes `children` as if each item were one node), so margin
+            # charts are drawn in the reverse of the layout's order.
+            categories[f"{prefix}: {tag_text(label)}"] = {title: ["Margin", tags] for title, tags in reversed(shown)}
+    return categories
+
+
+def write_layout(path: Path, experiment: str, variants: list[str] | dict[str, str],
+                 curves: set[str] | None = None, flows: set[str] | None = None) -> None:
+    """The layout in ``path``'s own event file (a run of its own; an older one there is replaced).
+    ``variants``: name -> group, or a plain list (a sweep's cells): one chart group of them all, as
+    write_mean_run's default label has it."""
+    if isinstance(variants, dict):
+        charts = chart_groups(variants)
+    else:
+        charts = chart_groups({v: "" for v in variants}, most=max(len(variants), 1))
+    clear_events(path)
     writer = SummaryWriter(str(path))
-    writer.add_custom_scalars(layout)
+    writer.add_custom_scalars(layout(experiment, charts, curves, flows))
     writer.close()
+
+
+def write_dashboards(logdir: Path, experiment: str, preset: str, variants: dict[str, str],
+                     trials: dict[str, list[dict]]) -> None:
+    """An experiment's story: each variant's mean run, one chart group after another (so each chart's runs
+    are consecutive in TensorBoard's run order and take different colours), then the layout in ``logdir``
+    (runs/<experiment>/<preset>/); then every run dir there is left with one event file."""
+    prefix = f"{experiment}/{preset}"
+    charts = chart_groups(variants)
+    curves, flows = set(), set()
+    for label, names in charts:
+        for name in names:
+            write_mean_run(Path(logdir) / safe_name(name) / "mean", name, trials[name], prefix, label)
+            if curve_points(trials[name]):
+                curves.add(label)
+            if gradient_flow_log10(trials[name]):
+                flows.add(label)
+    write_layout(logdir, prefix, variants, curves, flows)
+    for folder in sorted({f.parent for f in Path(logdir).rglob("events.out.tfevents.*")}):
+        compact_run(folder)
+
+
+def story_runs(logdir: Path) -> list[str]:
+    """The mean runs under ``logdir``, as TensorBoard names them (paths relative to the logdir)."""
+    logdir = Path(logdir)
+    return sorted(Path(folder).relative_to(logdir).as_posix()
+                  for folder, _, files in os.walk(logdir, followlinks=True)  # as TensorBoard walks it
+                  if Path(folder).name == "mean" and any(f.startswith("events.out.tfevents.") for f in files))
+
+
+def story_url(logdir: Path, base: str = "http://127.0.0.1:6006", explicit: bool | None = None) -> str:
+    """The Custom Scalars page with the mean runs selected, and only those: by the selector's regex while at
+    most 40 runs match it (it then selects every match), else (or with ``explicit``) by naming each run in
+    runSelectionState. The query's runFilter keeps Time Series to the same runs, smoothing off: these
+    are means already."""
+    runs = story_runs(logdir)
+    query = urllib.parse.urlencode({"runFilter": STORY_REGEX, "smoothing": 0})
+    if explicit or (explicit is None and len(runs) > SELECT_ALL_MAX):
+        selection = json.dumps({r: True for r in runs}, separators=(",", ":"))
+        state = "runSelectionState=" + urllib.parse.quote(base64.b64encode(selection.encode()).decode(), safe="")
+    else:
+        state = "regexInput=" + urllib.parse.quote(STORY_REGEX, safe="")
+    # _smoothingWeight (tf_custom_scalar_dashboard): 0, so the slider does not claim a smoothing margin charts never apply
+    return f"{base.rstrip('/')}/?{query}#custom_scalars&_smoothingWeight=0&{state}"
+
+
+def time_series_url(base: str = "http://127.0.0.1:6006") -> str:
+    """Time Series with the mean runs' mean curves only: one card per chart group and quantity, a line per
+    variant."""
+    query = urllib.parse.urlencode({"runFilter": STORY_REGEX, "tagFilter": "/mean$", "smoothing": 0})
+    return f"{base.rstrip('/')}/?{query}#timeseries"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m repro.tb LOGDIR --port N`: the URLs `make tensorboard` prints before it starts the server."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m repro.tb", description=main.__doc__)
+    parser.add_argument("logdir", type=Path)
+    parser.add_argument("--port", type=int, default=6006)
+    args = parser.parse_args(argv)
+    base = f"http://127.0.0.1:{args.port}"
+    runs = story_runs(args.logdir)
+    print(f"TensorBoard at {base}/ (local only; Ctrl-C to stop).")
+    if not runs:
+        print(f"No experiment has written its dashboards to {args.logdir}/ yet: e.g. make exp-optimizers.")
+        return
+    print(f"Each experiment's story, {len(runs)} mean runs selected (Custom Scalars: a chart per group of "
+          f"variants, mean over seeds with its min-max band, and the gradient flow):\n  {story_url(args.logdir, base)}")
+    print(f"The same mean curves in Time Series (a card per group and quantity):\n  {time_series_url(base)}")
+
+
+# ---- one event file per run directory ----
+
+def event_files(path: Path) -> list[Path]:
+    return sorted(Path(path).glob("events.out.tfevents.*"))
+
+
+def clear_events(path: Path) -> None:
+    """Remove the event files directly in ``path`` (not below it): it is about to be written afresh."""
+    for f in event_files(path):
+        f.unlink()
+
+
+def _read_events(path: Path) -> list:
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    return [Event.FromString(record) for record in RawEventFileLoader(str(path)).Load()]
+
+
+def compact_run(path: Path) -> None:
+    """Merge the event files of one run directory into one, keeping the newest write of every (tag, step):
+    a rerun or a resume that wrote again beside an older file replaces what that file held, never doubles it
+    (a truncated record, left by a killed writer, ends its file)."""
+    files = event_files(path)
+    if len(files) <= 1:
+        return
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    per_file = sorted((_read_events(f) for f in files), key=lambda evs: evs[0].wall_time if evs else 0.0)
+    latest = {}
+    for events in per_file:
+        for event in events:
+            kind = event.WhichOneof("what")
+            if kind == "file_version":
+                continue
+            what = tuple(v.tag for v in event.summary.value) if kind == "summary" else kind
+            latest[(what, event.step)] = event
+    writer = EventFileWriter(str(path))
+    for event in latest.values():
+        writer.add_event(event)
+    writer.close()
+    for f in files:
+        f.unlink()
 
 
 def log_figure(path: Path, tag: str, figure) -> None:
@@ -151,3 +377,8 @@ def log_figure(path: Path, tag: str, figure) -> None:
     writer = SummaryWriter(str(path))
     writer.add_figure(tag, figure)
     writer.close()
+    compact_run(Path(path))  # one event file for all the run's figures; a figure drawn again replaces its old one
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,16 @@
 """Shared fixtures: each experiment's quick preset runs once per test session, into a temp dir."""
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
 import pytest
 
 from repro.runner import run_experiment
@@ -38,3 +48,92 @@ def assert_claims_hold(results: dict) -> None:
     failed = [f"{c['statement']}: measured {c['measured']:.4g} ({c['bound']})"
               for c in results["claims"] if not c["holds"]]
     assert not failed, "claims failed:\n" + "\n".join(failed)
+
+
+# ---- a real TensorBoard server (tests/test_tensorboard.py, tests/test_browser.py) ----
+
+STARTUP_TIMEOUT = 180  # seconds; importing TensorBoard on a busy 2-core machine takes a while
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TensorBoard:
+    """One TensorBoard process; ``get``/``post`` talk JSON to its data API, bypassing any proxy.
+
+    By default it reads every event file once, completely, before answering (no half-loaded runs in a
+    test); ``as_make=True`` starts it as `make tensorboard` does (TensorBoard's defaults), for the browser."""
+
+    def __init__(self, logdir: Path, log_path: Path, as_make: bool = False):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        once = [] if as_make else ["--load_fast", "false", "--reload_interval", "0", "--reload_task", "blocking"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+             "--port", str(self.port), *once], stdout=self.log, stderr=subprocess.STDOUT)
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(self, route: str, **params):
+        query = "?" + urllib.parse.urlencode(params) if params else ""
+        with self.opener.open(self.base + route + query, timeout=60) as response:
+            return json.loads(response.read())
+
+    def post(self, route: str, body: dict):
+        request = urllib.request.Request(self.base + route, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with self.opener.open(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def wait_until(self, ready, what: str) -> None:
+        """Poll ``ready()`` until it is true; fail with the server's log if it exits or time runs out."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tensorboard exited ({self.proc.returncode}): {self.log_path.read_text()}")
+            try:
+                if ready():
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass  # not listening yet
+            time.sleep(0.5)
+        pytest.fail(f"TensorBoard had not {what} after {STARTUP_TIMEOUT} s; log:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.log.closed:
+            return  # stopped already
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def tensorboard(tmp_path_factory):
+    """``tensorboard(logdir, as_make=False)`` -> a started TensorBoard, stopped after the module."""
+    started = []
+
+    def start(logdir: Path, **kwargs) -> TensorBoard:
+        srv = TensorBoard(logdir, tmp_path_factory.mktemp("tensorboard") / "server.log", **kwargs)
+        started.append(srv)
+        return srv
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The times tests/test_browser.py measured (page opened -> charts drawn), at the end of the run."""
+    lines = [value for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+             for key, value in getattr(report, "user_properties", []) if key == "browser_timing"]
+    if lines:
+        terminalreporter.section("TensorBoard in Chromium: seconds from opening the page")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -5,79 +5,20 @@ goes through the same routes TensorBoard's own front end uses.
 """
 from __future__ import annotations
 
+import base64
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
+import shutil
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from torch.utils.tensorboard import SummaryWriter
 
 from repro import tb
+from repro.runner import run_experiment
 
-STARTUP_TIMEOUT = 180  # seconds; importing TensorBoard on a busy 2-core machine takes a while
 HPARAM_METRIC_TAGS = set(tb.HPARAM_METRICS.values())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One TensorBoard process; ``get``/``post`` talk JSON to its data API, bypassing any proxy."""
-
-    def __init__(self, logdir: Path, log_path: Path):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-             "--port", str(self.port), "--load_fast", "false",
-             # read every event file once, completely, before answering: no half-loaded runs in a test
-             "--reload_interval", "0", "--reload_task", "blocking"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def get(self, route: str, **params):
-        query = "?" + urllib.parse.urlencode(params) if params else ""
-        with self.opener.open(self.base + route + query, timeout=60) as response:
-            return json.loads(response.read())
-
-    def post(self, route: str, body: dict):
-        request = urllib.request.Request(self.base + route, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with self.opener.open(request, timeout=60) as response:
-            return json.loads(response.read())
-
-    def wait_until(self, ready, what: str) -> None:
-        """Poll ``ready()`` until it is true; fail with the server's log if it exits or time runs out."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tensorboard exited ({self.proc.returncode}): {self.log_path.read_text()}")
-            try:
-                if ready():
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass  # not listening yet
-            time.sleep(0.5)
-        pytest.fail(f"TensorBoard had not {what} after {STARTUP_TIMEOUT} s; log:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +30,22 @@ def run_name(results: dict, variant: str, leaf: str) -> str:
     return f"{results['experiment']}/{results['preset']}/{tb.safe_name(variant)}/{leaf}"
 
 
-@pytest.fixture(scope="module")
-def server(vanishing, tmp_path_factory):
-    logdir = Path(vanishing["path"]).parents[2] / "runs"  # conftest's quick_run: <root>/results and <root>/runs
+def logdir_of(results: dict) -> Path:
+    logdir = Path(results["path"]).parents[2] / "runs"  # conftest's quick_run: <root>/results and <root>/runs
     assert logdir.is_dir(), f"no TensorBoard logs at {logdir}"
+    return logdir
+
+
+@pytest.fixture(scope="module")
+def server(vanishing, tensorboard):
     trial_runs = {run_name(vanishing, t["variant"], f"seed{t['seed']}") for t in vanishing["trials"]}
-    srv = Server(logdir, tmp_path_factory.mktemp("tensorboard") / "server.log")
-    try:
-        def loaded():  # the hparams metrics are each trial's last write
-            tags = srv.get("/data/plugin/scalars/tags")
-            return all(HPARAM_METRIC_TAGS <= set(tags.get(run, {})) for run in trial_runs)
-        srv.wait_until(loaded, "loaded every trial's scalars")
-        yield srv
-    finally:
-        srv.stop()
+    srv = tensorboard(logdir_of(vanishing))
+
+    def loaded():  # the hparams metrics are each trial's last write
+        tags = srv.get("/data/plugin/scalars/tags")
+        return all(HPARAM_METRIC_TAGS <= set(tags.get(run, {})) for run in trial_runs)
+    srv.wait_until(loaded, "loaded every trial's scalars")
+    return srv
 
 
 def test_server_lists_every_trial_mean_layout_and_figures_run(vanishing, server):
@@ -137,40 +80,59 @@ def test_served_gradient_norms_are_the_ones_in_the_results_json(vanishing, serve
 
 
 def test_custom_scalars_layout_tells_the_experiment_story(vanishing, server):
-    name = vanishing["experiment"]
+    name, preset = vanishing["experiment"], vanishing["preset"]
+    prefix = f"{name}/{preset}"
+    groups = {v: d["group"] for v, d in vanishing["variants"].items()}
+    charts = tb.chart_groups(groups)
+    # the course setup is one chart group; the 9 depth-study networks are split so no chart repeats a colour
+    assert [(label, len(names)) for label, names in charts] == \
+        [("course setup", 4), ("depth study [1 of 2]", 5), ("depth study [2 of 2]", 4)]
     layout = server.get("/data/plugin/custom_scalars/layout")
     categories = {c["title"]: c["chart"] for c in layout["category"]}
-    flow = next(charts for title, charts in categories.items() if title.startswith(f"{name}: gradient flow"))
-    margins = next(charts for title, charts in categories.items() if title.startswith(f"{name}: accuracy and loss"))
+    assert [t for t in categories if t.startswith(prefix)] == [f"{prefix}: {label}" for label, _ in charts]
 
-    # gradient flow: one chart per variant, whose regex finds every layer in that variant's mean run only
-    assert [c["title"] for c in flow] == list(vanishing["variants"])
-    layers = {t["variant"]: t["layers"] for t in vanishing["trials"]}
-    for chart in flow:
-        (regex,) = chart["multiline"]["tag"]
-        for variant in vanishing["variants"]:
-            found = server.get("/data/plugin/custom_scalars/scalars", run=run_name(vanishing, variant, "mean"),
-                               tag=regex)
-            assert found["regex_valid"]
-            expected = ({tb.mean_tag(name, f"grad_flow/{tb.safe_name(variant)}/{layer}") for layer in layers[variant]}
-                        if variant == chart["title"] else set())
-            assert set(found["tag_to_events"]) == expected, (chart["title"], variant)
-
-    # margins: test accuracy and loss as mean with min and max across seeds, lower <= mean <= upper
-    titles = [c["title"] for c in margins]
-    assert any(t.startswith("accuracy/test") for t in titles) and any(t.startswith("loss/test") for t in titles)
-    mean_run = run_name(vanishing, "relu + he", "mean")
-    histories = [t["history"] for t in vanishing["trials"] if t["variant"] == "relu + he"]
+    runs = server.get("/data/runs")  # TensorBoard's run order: a run's colour is palette[index % 7]
+    tags = server.get("/data/plugin/scalars/tags")
+    trials = {v: [t for t in vanishing["trials"] if t["variant"] == v] for v in groups}
     field_of = {tag: field for field, tag in tb.POINT_TAGS.items()}
-    for chart in margins:
-        (series,) = chart["margin"]["series"]
-        served = {key: [v for _, _, v in server.get("/data/plugin/scalars/scalars", run=mean_run, tag=series[key])]
-                  for key in ("value", "lower", "upper")}
-        field = field_of[chart["title"].split(" ")[0]]
-        per_seed = [[p[field] for p in h] for h in histories]
-        assert served["value"] == pytest.approx([sum(v) / len(v) for v in zip(*per_seed)], rel=1e-5)
-        assert served["lower"] == pytest.approx([min(v) for v in zip(*per_seed)], rel=1e-5)
-        assert served["upper"] == pytest.approx([max(v) for v in zip(*per_seed)], rel=1e-5)
+    for label, names in charts:
+        shown = categories[f"{prefix}: {label}"][::-1]  # laid out last to first (see tb.layout)
+        titles = [c["title"].split(" · ")[0] for c in shown]
+        # the depth study trains 100 steps with one evaluation: no curves to draw, only the gradient flow
+        assert titles == (["test accuracy", "training loss", "gradient flow"] if label == "course setup"
+                          else ["gradient flow"])
+        mean_runs = [run_name(vanishing, v, "mean") for v in names]
+        for chart in shown:
+            (series,) = chart["margin"]["series"]
+            # exactly this group's mean runs hold the chart's tags: one line (and colour) per variant
+            holders = [r for r in runs if {series["value"], series["lower"], series["upper"]} <= set(tags.get(r, {}))]
+            assert holders == mean_runs, chart["title"]
+            where = [runs.index(r) for r in holders]
+            assert where == list(range(where[0], where[0] + len(where))), "a chart's runs take consecutive colours"
+            for variant, run in zip(names, holders):
+                served = {key: server.get("/data/plugin/scalars/scalars", run=run, tag=series[key])
+                          for key in ("value", "lower", "upper")}
+                if chart["title"].startswith("gradient flow"):
+                    norms = np.array([[t["history"][0]["grad_norm"][layer] for layer in t["layers"]]
+                                      for t in trials[variant]])
+                    expected = {"value": np.log10(norms).mean(0), "lower": np.log10(norms).min(0),
+                                "upper": np.log10(norms).max(0)}
+                    steps = list(range(1, norms.shape[1] + 1))  # x = layer number, 1 = input layer
+                else:
+                    field = field_of[series["value"].split("/", 3)[3].rsplit("/", 1)[0]]
+                    per_seed = np.array([[p[field] for p in t["history"]] for t in trials[variant]])
+                    expected = {"value": per_seed.mean(0), "lower": per_seed.min(0), "upper": per_seed.max(0)}
+                    steps = [p["step"] for p in trials[variant][0]["history"]]
+                for key in ("value", "lower", "upper"):
+                    assert [s for _, s, _ in served[key]] == steps
+                    assert [v for _, _, v in served[key]] == pytest.approx(list(expected[key]), rel=1e-5, abs=1e-6)
+    # the vanishing gradient itself, as the chart shows it: sigmoid + Xavier at depth 15 loses orders of
+    # magnitude from the output layer (right) to the input (left); ReLU + He stays within one
+    deep = {v: server.get("/data/plugin/scalars/scalars", run=run_name(vanishing, v, "mean"),
+                          tag=tb.mean_tag(prefix, label, tb.FLOW, "mean"))
+            for label, names in charts for v in names if v.endswith("depth 15")}
+    assert deep["sigmoid + xavier, depth 15"][-1][2] - deep["sigmoid + xavier, depth 15"][0][2] > 3
+    assert abs(deep["relu + he, depth 15"][-1][2] - deep["relu + he, depth 15"][0][2]) < 1
 
 
 def test_hparams_table_compares_trials_with_final_metrics(vanishing, server):
@@ -196,3 +158,73 @@ def test_overview_figures_are_images(vanishing, server):
     images = server.get("/data/plugin/images/tags")
     figures_run = f"{vanishing['experiment']}/{vanishing['preset']}/figures"
     assert {"overview/curves", "overview/gradient_flow"} <= set(images[figures_run])
+
+
+def event_file_counts(logdir: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in logdir.rglob("events.out.tfevents.*"):
+        key = f.parent.relative_to(logdir).as_posix()
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_a_resumed_run_leaves_one_event_file_in_every_run_directory(vanishing, tmp_path):
+    """`--resume` over a run whose dashboards were written (as after a kill during the last steps):
+    the mean runs, the layout and the figures are written again, replacing what was there."""
+    root = Path(vanishing["path"]).parents[2]
+    shutil.copytree(root / "runs", tmp_path / "runs")
+    shutil.copytree(root / "results", tmp_path / "results")
+    before = event_file_counts(tmp_path / "runs")
+    assert before and set(before.values()) == {1}, before
+    again = run_experiment("vanishing", "quick", device="cpu", logdir=tmp_path / "runs",
+                           results_dir=tmp_path / "results", progress=False, resume=True)
+    assert again["resumed_trials"] == len(vanishing["trials"])  # nothing trained again
+    after = event_file_counts(tmp_path / "runs")
+    assert after == before  # the same run directories, one event file each
+    figures = tmp_path / "runs" / "vanishing" / "quick" / "figures"
+    (events,) = tb.event_files(figures)
+    images = [v.tag for e in tb._read_events(events) if e.WhichOneof("what") == "summary" for v in e.summary.value]
+    assert sorted(images) == ["overview/curves", "overview/gradient_flow"]  # each image once
+
+
+def test_compacting_a_run_keeps_the_newest_value_of_every_tag_and_step(tmp_path):
+    for value in (1.0, 2.0):  # two writers one after another: a run written twice
+        with SummaryWriter(str(tmp_path)) as w:
+            w.add_scalar("a", value, 0)
+            w.add_scalar("a", value * 10, 1)
+    with SummaryWriter(str(tmp_path)) as w:
+        w.add_scalar("b", 5.0, 0)
+    assert len(tb.event_files(tmp_path)) == 3
+    tb.compact_run(tmp_path)
+    (only,) = tb.event_files(tmp_path)
+    kept = {(v.tag, e.step): v.simple_value for e in tb._read_events(only) if e.WhichOneof("what") == "summary"
+            for v in e.summary.value}
+    assert kept == {("a", 0): 2.0, ("a", 1): 20.0, ("b", 0): 5.0}
+
+
+def test_chart_groups_split_large_groups_into_parts_of_at_most_seven():
+    variants = {f"lr {i}": "learning rate" for i in range(16)} | {"sgd": "book", "adam": "book"}
+    charts = tb.chart_groups(variants)
+    assert [(label, len(names)) for label, names in charts] == \
+        [("learning rate [1 of 3]", 6), ("learning rate [2 of 3]", 5), ("learning rate [3 of 3]", 5), ("book", 2)]
+    assert [n for _, names in charts for n in names] == list(variants)  # every variant once, in order
+    assert "(" not in tb.mean_tag("claims_audit/quick", "overfitting (300 images)", "accuracy/test", "mean")
+
+
+def test_story_url_selects_the_mean_runs_by_regex_up_to_40_and_by_name_above(tmp_path):
+    def mean_runs(n):
+        for i in range(n):
+            with SummaryWriter(str(tmp_path / "exp" / "quick" / f"v{i}" / "mean")) as w:
+                w.add_scalar("x", 1.0, 0)
+    mean_runs(40)
+    url = tb.story_url(tmp_path, "http://127.0.0.1:1")
+    query, fragment = urllib.parse.urlsplit(url).query, urllib.parse.urlsplit(url).fragment
+    assert urllib.parse.parse_qs(query)["runFilter"] == [tb.STORY_REGEX]
+    assert fragment == "custom_scalars&_smoothingWeight=0&regexInput=" + urllib.parse.quote(tb.STORY_REGEX, safe="")
+    mean_runs(41)
+    fragment = urllib.parse.urlsplit(tb.story_url(tmp_path, "http://127.0.0.1:1")).fragment
+    tab, smoothing, state = fragment.split("&")
+    key, value = state.split("=")  # one "=": TensorBoard's hash parser drops a pair with more
+    assert (tab, smoothing, key) == ("custom_scalars", "_smoothingWeight=0", "runSelectionState")
+    selected = json.loads(base64.b64decode(urllib.parse.unquote(value)))
+    assert selected == {f"exp/quick/v{i}/mean": True for i in range(41)}
