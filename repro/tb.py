@@ -155,14 +155,17 @@ def mean_tag(prefix: str, label: str, what: str, stat: str) -> str:
 
 
 def chart_groups(variants: dict[str, str], most: int = PALETTE) -> list[tuple[str, list[str]]]:
-    """(label, variant names) per chart group: each group of variants in order, split into near-equal
-    consecutive parts of at most ``most`` variants (8 -> 4 + 4, 9 -> 5 + 4), so no chart repeats a colour."""
+    """(label, variant names) per chart group: each group of variants in order, split into consecutive
+    parts of at most ``most`` variants, so no chart repeats a colour. Equal parts where up to twice the
+    fewest parts allow them (9 -> 3 + 3 + 3, 16 -> 4 x 4): groups are usually a grid (3 families x 3
+    depths, 2 optimisers x 8 rates), whose rows equal parts keep apart; else near-equal (11 -> 6 + 5)."""
     groups: dict[str, list[str]] = {}
     for name, group in variants.items():
         groups.setdefault(group or "all variants", []).append(name)
     out = []
     for group, names in groups.items():
-        parts = math.ceil(len(names) / most)
+        fewest = math.ceil(len(names) / most)
+        parts = next((k for k in range(fewest, 2 * fewest + 1) if len(names) % k == 0), fewest)
         bounds = [-(-k * len(names) // parts) for k in range(parts + 1)]  # ceil: 9 -> 5 + 4
         for k in range(parts):
             label = group if parts == 1 else f"{group} [{k + 1} of {parts}]"

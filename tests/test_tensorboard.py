@@ -84,9 +84,10 @@ def test_custom_scalars_layout_tells_the_experiment_story(vanishing, server):
     prefix = f"{name}/{preset}"
     groups = {v: d["group"] for v, d in vanishing["variants"].items()}
     charts = tb.chart_groups(groups)
-    # the course setup is one chart group; the 9 depth-study networks are split so no chart repeats a colour
+    # the course setup is one chart group; the 9 depth-study networks (3 families x 3 depths) are split
+    # into one chart per family, so no chart repeats a colour
     assert [(label, len(names)) for label, names in charts] == \
-        [("course setup", 4), ("depth study [1 of 2]", 5), ("depth study [2 of 2]", 4)]
+        [("course setup", 4)] + [(f"depth study [{k} of 3]", 3) for k in (1, 2, 3)]
     layout = server.get("/data/plugin/custom_scalars/layout")
     categories = {c["title"]: c["chart"] for c in layout["category"]}
     assert [t for t in categories if t.startswith(prefix)] == [f"{prefix}: {label}" for label, _ in charts]
@@ -206,7 +207,9 @@ def test_chart_groups_split_large_groups_into_parts_of_at_most_seven():
     variants = {f"lr {i}": "learning rate" for i in range(16)} | {"sgd": "book", "adam": "book"}
     charts = tb.chart_groups(variants)
     assert [(label, len(names)) for label, names in charts] == \
-        [("learning rate [1 of 3]", 6), ("learning rate [2 of 3]", 5), ("learning rate [3 of 3]", 5), ("book", 2)]
+        [(f"learning rate [{k} of 4]", 4) for k in range(1, 5)] + [("book", 2)]
+    assert [len(names) for _, names in tb.chart_groups({f"d{i}": "depth" for i in range(9)})] == [3, 3, 3]
+    assert [len(names) for _, names in tb.chart_groups({f"p{i}": "prime" for i in range(11)})] == [6, 5]
     assert [n for _, names in charts for n in names] == list(variants)  # every variant once, in order
     assert "(" not in tb.mean_tag("claims_audit/quick", "overfitting (300 images)", "accuracy/test", "mean")
 
