@@ -376,7 +376,9 @@ def claims(results: dict) -> list[Claim]:
                 max(course["sgd 0.01"], course["momentum 0.01"]), 0.2),
         at_least("course: RMSProp 0.01 and Adam 0.01 exceed 0.9 test accuracy (the lower)",
                  min(course["rmsprop 0.01"], course["adam 0.01"]), 0.9),
-        # lr 0.1, 10 seeds (repro sweep, see the docstring): RMSProp 0.433-0.832, Adam 0.096-0.885
+        # lr 0.1, 10 seeds (repro sweep, see the docstring): RMSProp 0.433-0.832, Adam 0.096-0.885; the
+        # worst two-seed means (the best two seeds) against the full run's lr 0.01 means (0.938, 0.945)
+        # leave gaps of 0.109 and 0.078; measured: full (3 seeds) 0.178
         at_least("course: at lr 0.1 RMSProp and Adam end below their lr 0.01 runs (the smaller gap of the means)",
                  min(course["rmsprop 0.01"] - course["rmsprop 0.1"], course["adam 0.01"] - course["adam 0.1"]), 0.03,
                  "the course: they diverge (about 0.10); here some seeds stay at chance and the others recover"),

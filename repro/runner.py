@@ -44,9 +44,11 @@ class Reference:
     dataset: str = "mnist"                 # what the figure was measured on
     describes: tuple = ()                  # ((config key, value), ...) the figure depends on beyond the preset
 
+    def value_text(self) -> str:
+        return f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
+
     def text(self) -> str:
-        value = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
-        return f"{value} ({self.source})"
+        return f"{self.value_text()} ({self.source})"
 
     def why_not_comparable(self, config: dict, changed: list[str]) -> str | None:
         """Why a variant's measurement cannot be judged against this figure, or None if it can.
@@ -82,7 +84,7 @@ def reference_status(variant: dict) -> tuple[Reference | None, str, bool]:
     if why_not is None:
         return ref, ref.text(), True
     if ref.source == MEASURED_HERE:
-        return ref, f"{why_not} (ours, measured here: {ref.text().rsplit(' (', 1)[0]})", False
+        return ref, f"{why_not} (ours, measured here: {ref.value_text()})", False
     return ref, f"{ref.text()}, but the {why_not}", False
 
 

@@ -166,7 +166,7 @@ def chart_groups(variants: dict[str, str], most: int = PALETTE) -> list[tuple[st
     for group, names in groups.items():
         fewest = math.ceil(len(names) / most)
         parts = next((k for k in range(fewest, 2 * fewest + 1) if len(names) % k == 0), fewest)
-        bounds = [-(-k * len(names) // parts) for k in range(parts + 1)]  # ceil: 9 -> 5 + 4
+        bounds = [-(-k * len(names) // parts) for k in range(parts + 1)]  # ceil: near-equal, 11 -> 6 + 5
         for k in range(parts):
             label = group if parts == 1 else f"{group} [{k + 1} of {parts}]"
             out.append((label, names[bounds[k]:bounds[k + 1]]))

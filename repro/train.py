@@ -89,7 +89,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     for step in range(cfg.iters):
         index = batches[step]
         # index_select, not x[index]: advanced indexing took ~4x as long for the same rows on CPU
-        loss = F.cross_entropy(model(data.x_train.index_select(0, index)), data.y_train.index_select(0, index))
+        x, y = data.x_train.index_select(0, index), data.y_train.index_select(0, index)
+        loss = F.cross_entropy(model(x), y)
         objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
@@ -99,7 +100,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         if cfg.l1 and cfg.l1_mode == "proximal":
             l1_proximal_step(weights, optimizer.param_groups[0]["lr"] * cfg.l1)
         if cfg.post_loss_every and step % cfg.post_loss_every == 0:
-            post_loss[step // cfg.post_loss_every] = after_update_loss(model, data, index)
+            post_loss[step // cfg.post_loss_every] = after_update_loss(model, x, y)
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
@@ -146,11 +147,11 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
 
 
 @torch.no_grad()
-def after_update_loss(model: torch.nn.Module, data: Dataset, index: torch.Tensor) -> torch.Tensor:
+def after_update_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The loss on the step's own batch, recomputed after the update, in eval mode (the book's
     loss(x, t) runs its networks with train_flg=False): what the book prints every 100 iterations."""
     model.eval()
-    loss = F.cross_entropy(model(data.x_train.index_select(0, index)), data.y_train.index_select(0, index))
+    loss = F.cross_entropy(model(x), y)
     model.train()
     return loss
 
