@@ -294,16 +294,20 @@ def curves_figure(results: dict):
     fig, axes = figures.new(len(rows), 3, size=(4.2, 3.0), gridspec_kw={"width_ratios": [1, 1, 0.6]})
     for (group, names, data), (ax_acc, ax_loss, ax_legend) in zip(rows, axes):
         handles, labels = [], []
-        for name, colour in zip(names, _colours(len(names))):
-            line = None
+        colours, lines = dict(zip(names, _colours(len(names)))), {}
+        # longest curves first, so a shorter run that one continues (the same seeds, trained
+        # further) stays visible on top of the stretch they share
+        for name in sorted(names, key=lambda n: -len(data[n]["accuracy_test"][0]) if data[n]["accuracy_test"] else 0):
             for ax, test, train in ((ax_acc, "accuracy_test", "accuracy_train"), (ax_loss, "loss_test", "loss_train")):
                 if data[name][test] is None:
                     continue
                 steps, mean, low, high = data[name][test]
-                (line,) = ax.plot(steps, mean, color=colour, lw=1.5)
-                ax.fill_between(steps, low, high, color=colour, alpha=0.2, lw=0)
+                (lines[name],) = ax.plot(steps, mean, color=colours[name], lw=1.5)
+                ax.fill_between(steps, low, high, color=colours[name], alpha=0.2, lw=0)
                 if data[name][train] is not None:
-                    ax.plot(data[name][train][0], data[name][train][1], color=colour, lw=1, ls="--")
+                    ax.plot(data[name][train][0], data[name][train][1], color=colours[name], lw=1, ls="--")
+        for name in names:
+            line, colour = lines.get(name), colours[name]
             diverged = results["variants"][name]["aggregate"].get("diverged", 0)
             if line is not None or diverged:
                 handles.append(line or Line2D([], [], color=colour, ls=":"))
