@@ -6,6 +6,7 @@ import torch
 
 from experiments import _landscapes as land
 from repro import figures
+from repro.experiment import seed_curve
 
 BASIN_CODE = {"local": 0, "global": 1, "diverged": 2}
 
@@ -40,11 +41,9 @@ def overfitting_figure(ctx, names):
     fig, axes = figures.new(1, 1, size=(5.5, 3.4))
     ax = axes[0][0]
     for k, name in enumerate(names):
-        runs = ctx.trials[name]
-        steps = [q["step"] for q in runs[0]["history"]]
         for metric, ls in (("accuracy_train", "--"), ("accuracy_test", "-")):
-            ax.plot(steps, np.mean([[q[metric] for q in t["history"]] for t in runs], 0), ls, color=f"C{k}",
-                    label=name if metric == "accuracy_test" else None)
+            steps, mean, _, _ = seed_curve(ctx.trials[name], metric)
+            ax.plot(steps, mean, ls, color=f"C{k}", label=name if metric == "accuracy_test" else None)
     ax.set(xlabel="iteration", ylabel="accuracy (train dashed, test solid)", title="overfitting on 300 images")
     ax.legend(fontsize=8)
     return fig
@@ -58,9 +57,9 @@ def window_figure(m: dict):
         loss = [np.nan if v is None else v for v in w["losses"].values()]
         ax.plot(lrs, loss, "o-", color=f"C{k}", label=f"{land.LABELS[opt]} (window x{w['width']:.3g})")
         ax.plot(w["window"], [w["best_loss"] * 1.1] * 2, "-", color=f"C{k}", lw=6, alpha=0.3)
-        ax.plot(w["diverged"], [3.0] * len(w["diverged"]), "x", color=f"C{k}", ms=9)
+        ax.plot(w["unstable"], [3.0] * len(w["unstable"]), "x", color=f"C{k}", ms=9)
     ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final loss (10000 training images)",
-           title="band: within 10% of the best loss; x: diverged")
+           title="band: within 10% of the best loss; x: diverged or ended above 2x its start")
     ax.legend(fontsize=7, loc="upper center")
     return fig
 

@@ -1,58 +1,18 @@
 """Section 1-3: batch normalisation.
 
-Phenomenon: BN standardises each layer's pre-activations over the mini-batch (then applies a
-scale and shift) before the activation. Training gets faster and far less sensitive to the
-initial weight scale, because the input of each nonlinearity keeps the same distribution while
-the weights below it change; without BN that input starts tiny or huge at a bad scale and drifts
-as training goes on.
-
-Setup. (1) The book's weight-scale sweep: first 1000 training images, 5 hidden layers of 100
-ReLU, SGD lr 0.01, batch 100, 20 epochs (200 updates), every layer N(0, w^2) for 16 w
-log-spaced from 1 to 1e-4, with and without BN (scale and shift trained, eps 1e-6 as in the
-book), on identical batches (the batch order depends on the seed alone); train accuracy on the
-1000 images after every epoch. (2) Speed-up on full MNIST: 3 hidden layers of 100, SGD lr 0.01,
-batch 100, sigmoid + Xavier and ReLU + Xavier with and without BN; test accuracy on all 10000
-test images every 100 iterations, and the first iteration at which it reaches 90% and 95%.
-(3) The course: 784-40-20-10 sigmoid, Xavier, BN with scale and shift fixed at 1 and 0 (the
-course never trained them), SGD lr 0.01, batch 100, 1000 iterations; beside it trained scale and
-shift, and no BN. (4) Layer inputs over training in the speed-up networks: mean and sd of the
-input of the deepest activation (act3: BN's output with BN, fc3's output without) and of fc3's
-own output before BN, every 100 iterations, on 1000 training images in eval mode (TensorBoard:
-preact_std/act3 and out_std/fc3 of each trial). (5) Train vs eval mode on the trained course
-network: eval mode normalises with the running averages, so its outputs are deterministic and
-independent of the batch; train mode uses each batch's own statistics.
-
-Choices. The sweep scores test accuracy on the first 1000 test images only: all 10000 after
-every epoch cost more than the training itself (a trial took 1.6x as long, one seed, machine
-under load); the book shows train accuracy only. The speed-up study reads train accuracy on 1000
-images for the same reason; its test accuracy uses all 10000 (the first 2000 alone are harder and
-shift the iteration counts). torch's BN adds eps 1e-5 to the batch variance, the book 1e-6: at
-w <= 3e-4 the pre-BN variance of deep layers falls below 1e-5, BN stops normalising and the net
-stays at chance (w = 1e-4: 0.116 with 1e-5, 0.52-0.54 with 1e-6, 2 seeds), so the sweep uses 1e-6.
-Elsewhere pre-BN variances are about 0.3-0.6, where eps does not matter.
-
-References (REFERENCES.md) and ours (full preset, 3 seeds). Book sweep, final train accuracy:
-plain learns only near w = 0.16-0.3 (0.82-0.98; ours 0.86 and 0.99) and sits at about 0.11
-elsewhere (ours 0.116, but at w >= 0.5 it diverges within 5 steps: a net that overflows like
-that predicts one class, which is probably what the book's 0.1 there is); BN >= 0.95 for w in
-[0.002, 0.05] (ours 0.96-1.00, lowest at 0.00215 where one seed of 3 ends near 0.88), 0.4-0.8 at
-the extremes (ours 0.44 at w = 1, 0.50 at 1e-4). At 0.16-0.3, where the plain net's init is
-right, BN is behind it (0.66 vs 0.99 at 0.293): BN makes the forward pass blind to the weights'
-scale, so large weights only shrink the effective step (lr / w^2). Course: 0.81 (ours 0.808; with
-trained scale and shift 0.816, +0.0095 ± 0.0017 over 10 quick seeds, all positive: they move by up
-to 0.28 in 1000 iterations; no BN 0.21). Plain torch here, one seed: sigmoid plain 0.14 after
-5000 iterations (ours 0.116), BN 0.92 with 90% at 2000 (ours 0.920, 1700-2000); ReLU plain 90%
-at 1600 (ours 1500-1600), BN at 400 (ours 400-500). The sd of act3's input drifts 10x in the
-plain ReLU net (0.2 to 1.9) and stays within 1.17x with BN; the plain sigmoid net hardly learns
-at lr 0.01, so its inputs hardly move (1.05x): drift comes with learning, not instead of it.
-Two sweep rows miss the book's figures (read off its plot). At w = 0.0858 plain ends at 0.13-0.34
-(3 seeds) against about 0.11: it starts learning late (0.6x He's scale; seed 2 went 0.07, 0.12,
-0.18, 0.26, 0.32 over epochs 1, 5, 9, 13, 17) and is still rising at epoch 20 in 2 of 3 seeds; why
-the book's run had not started is unexplained. At w = 0.293 plain ends at 0.977-0.999 against
-0.82-0.98: the seeds' range overlaps it.
-
-Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset, 3 seeds, 117 trials in
-193 s (2 workers); two thirds of it is the speed-up study (5000 steps a trial).
+Shows: BN standardises each layer's pre-activations over the mini-batch, so each nonlinearity's
+input keeps its distribution as the weights below change: faster, far less init-sensitive training.
+Setup: (1) the book's sweep: first 1000 training images, 5 x 100 ReLU, SGD 0.01, batch 100, 20
+epochs, every layer N(0, w^2) for 16 w log-spaced 1..1e-4 (quick 9), plain vs BN (eps 1e-6 as in
+the book), identical batches; train accuracy. (2) Speed-up, full MNIST: 3 x 100, sigmoid/ReLU +
+Xavier, SGD 0.01, batch 100, 5000 iterations, plain vs BN: iterations to 90% / 95% test accuracy;
+the mean and sd of the deepest activation's input (act3) over training. (3) The course: 784-40-20-10
+sigmoid, Xavier, BN with scale/shift fixed at 1/0, SGD 0.01, 1000 iterations, beside trained
+scale/shift and no BN; train vs eval mode on it.
+Reference (book, ch06/batch_norm_test.py, final train accuracy): plain 0.82-0.98 near w = 0.16-0.3,
+about 0.11 elsewhere; BN >= 0.95 for w in [0.002, 0.05], 0.4-0.8 at the extremes. Course: test 0.81.
+Runtime: full preset (3 seeds) 99 s on the 2-core dev machine (2026-12-02).
+Findings and how they were measured: docs/FINDINGS.md#batchnorm
 """
 from __future__ import annotations
 
@@ -64,11 +24,9 @@ import torch
 from matplotlib.lines import Line2D
 
 from repro import figures
-from repro.claims import Claim, at_least, at_most
-from repro.config import TrialConfig
 from repro.data import load
-from repro.nets import build_model
-from repro.runner import Reference, Variant, agg, format_stats, stats
+from repro.experiment import (MEASURED_HERE, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most,
+                              format_stats, md_table, seed_curve, stats, trials_of)
 
 TITLE = "Section 1-3: batch normalisation (speed-up, init-insensitivity, stable layer inputs)"
 
@@ -124,7 +82,7 @@ def variants(p: dict) -> list[Variant]:
         for bn in (False, True):
             ref = measured.get((act, bn))
             out.append(Variant(speed_name(act, bn), SPEED.replace(activation=act, batchnorm=bn, iters=p["speed_iters"]),
-                               "speed-up", Reference("final_test_acc", ref, ref, "measured here") if ref else None))
+                               "speed-up", Reference("final_test_acc", ref, ref, MEASURED_HERE) if ref else None))
     course = COURSE.replace(iters=p["course_iters"])
     return out + [Variant(FIXED, course.replace(batchnorm=True, bn_affine=False), "course",
                           Reference("final_test_acc", 0.81, 0.81, "course"), keep_state=True),
@@ -158,12 +116,11 @@ def mode_gaps(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 def _band(ax, trials: list[dict], value, label: str, **style) -> None:
     """Mean over seeds of ``value(point)`` against the step, with the seeds' min-max as a band."""
-    ok = [t for t in trials if t["status"] == "ok"]
-    if ok:
-        rows = np.array([[value(p) for p in t["history"]] for t in ok])
-        line, = ax.plot([p["step"] for p in ok[0]["history"]], rows.mean(0), label=label, **style)
-        ax.fill_between([p["step"] for p in ok[0]["history"]], rows.min(0), rows.max(0), color=line.get_color(),
-                        alpha=0.2, lw=0)
+    curve = seed_curve(trials, value)
+    if curve is not None:
+        steps, mean, low, high = curve
+        line, = ax.plot(steps, mean, label=label, **style)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
 
 
 def sweep_figure(ctx, scales: list[float]) -> str:
@@ -222,28 +179,23 @@ def tables(ctx, scales: list[float], budget: int) -> dict[str, str]:
     def book(w, bn):
         ref = book_sweep(w, bn, scales)
         return ref.text() if ref else "-"
-    sweep = ["| w | plain | book | BN | book |", "|---|---|---|---|---|"]
-    sweep += [f"| {w:.3g} | {final(w, False)} | {book(w, False)} | {final(w, True)} | {book(w, True)} |"
-              for w in scales]
-    speed = ["| variant | " + " | ".join(f"iterations to {t:.0%} (per seed)" for t in TARGETS) + " |", "|---|---|---|"]
+    sweep = [[f"{w:.3g}", final(w, False), book(w, False), final(w, True), book(w, True)] for w in scales]
+    speed = []
     for act in ACTS:
         for bn in (False, True):
             trials = ctx.trials[speed_name(act, bn)]
-            reach = [", ".join(str(iterations_to(t["history"], x) or f">{budget}") for t in trials) for x in TARGETS]
-            speed.append(f"| {speed_name(act, bn)} | " + " | ".join(reach) + " |")
-    return {"Weight-scale sweep: final train accuracy, mean ± sd (n), beside the book's": "\n".join(sweep),
-            "Speed-up: iterations to reach a test accuracy": "\n".join(speed)}
+            speed.append([speed_name(act, bn)] + [", ".join(str(iterations_to(t["history"], x) or f">{budget}")
+                                                            for t in trials) for x in TARGETS])
+    return {"Weight-scale sweep: final train accuracy, mean ± sd (n), beside the book's":
+            md_table(["w", "plain", "book", "BN", "book"], sweep),
+            "Speed-up: iterations to reach a test accuracy":
+            md_table(["variant"] + [f"iterations to {t:.0%} (per seed)" for t in TARGETS], speed)}
 
 
 def extras(p: dict, ctx) -> dict:
     scales = weight_scales(p["scales"])
-    config = TrialConfig.from_dict(ctx.trials[FIXED][0]["config"])
-    batch = load(config.dataset).x_test[:8]  # on the CPU, like the saved weights
-    gaps = []
-    for state in ctx.states[FIXED]:
-        model = build_model(config)
-        model.load_state_dict(state)
-        gaps.append(mode_gaps(model, batch))
+    batch = load(ctx.trials[FIXED][0]["config"]["dataset"]).x_test[:8]  # on the CPU, like the saved weights
+    gaps = [mode_gaps(model, batch) for model in ctx.trained_models(FIXED)]
     # how far training moved BN's scale (from 1) and shift (from 0) in the course network
     moved = [float((s[k] - (1.0 if k.endswith("weight") else 0.0)).abs().max())
              for s in ctx.states[TRAINED] for k in s if k.startswith("bn") and k.endswith(("weight", "bias"))]
@@ -255,7 +207,7 @@ def extras(p: dict, ctx) -> dict:
 
 
 def _histories(results: dict, variant: str) -> list[list[dict]]:
-    return [t["history"] for t in results["trials"] if t["variant"] == variant]
+    return [t["history"] for t in trials_of(results, variant)]
 
 
 def speed_ratio(results: dict, activation: str, target: float = 0.9) -> tuple[float, str]:
@@ -285,31 +237,31 @@ def claims(results: dict) -> list[Claim]:
     # a plain net that diverged (NaN) has learned nothing: BN is ahead of it
     ahead = [w for w in scales if final[w, True] > final[w, False] or math.isnan(final[w, False])]
     need = math.ceil(0.75 * len(scales))   # 12 of the book's 16
-    out = [at_least(f"BN: final train accuracy >= 0.9 {span} (lowest mean over seeds)",
+    out = [at_least("bn-trains-at-every-small-scale", f"BN: final train accuracy >= 0.9 {span} (lowest mean over seeds)",
                     min(final[w, True] for w in mid), 0.9, "w = " + ", ".join(f"{w:.3g}" for w in mid)),
-           at_most(f"plain: final train accuracy below 0.2 {span} (highest mean over seeds)",
+           at_most("plain-stuck-at-small-scales", f"plain: final train accuracy below 0.2 {span} (highest mean over seeds)",
                    max(final[w, False] for w in mid), 0.2),
-           at_least(f"BN is ahead of the plain net (final train accuracy) at >= {need} of the {len(scales)} scales",
+           at_least("bn-ahead-at-most-scales", f"BN is ahead of the plain net (final train accuracy) at >= {need} of the {len(scales)} scales",
                     len(ahead), need, "not ahead at w = " + ", ".join(f"{w:.3g}" for w in scales if w not in ahead))]
     for act in ACTS:
         ratio, detail = speed_ratio(results, act)
-        out.append(at_most(f"{act} + Xavier: BN reaches 90% test accuracy in at most half the iterations of the "
+        out.append(at_most(f"{act}-bn-halves-iterations", f"{act} + Xavier: BN reaches 90% test accuracy in at most half the iterations of the "
                            "plain net (BN / plain, mean over seeds)", ratio, 0.5, detail))
     drift = {(act, bn): input_drift(results, act, bn) for act in ACTS for bn in (False, True)}
-    out += [at_least(f"without BN (ReLU + Xavier) the sd of {DEEP_ACT}'s input drifts >= 3x over training "
+    out += [at_least("plain-layer-input-drifts", f"without BN (ReLU + Xavier) the sd of {DEEP_ACT}'s input drifts >= 3x over training "
                      "(largest / smallest evaluation point, mean over seeds)", float(np.mean(drift["relu", False])),
                      3.0, f"sigmoid plain {np.mean(drift['sigmoid', False]):.3g}: it hardly learns, so hardly drifts"),
-            at_most(f"with BN the sd of {DEEP_ACT}'s input stays within a factor 1.3 over training (worst seed, "
+            at_most("bn-layer-input-steady", f"with BN the sd of {DEEP_ACT}'s input stays within a factor 1.3 over training (worst seed, "
                     "sigmoid and ReLU)", max(drift["sigmoid", True] + drift["relu", True]), 1.3)]
     fixed, trained, plain = (agg(results, v) for v in (FIXED, TRAINED, NO_BN))
-    out.append(at_least("course setup: BN (scale/shift fixed, as in the course) beats no BN (test accuracy margin)",
+    out.append(at_least("course-bn-beats-no-bn", "course setup: BN (scale/shift fixed, as in the course) beats no BN (test accuracy margin)",
                         fixed - plain, 0.2, f"fixed {fixed:.3f}, trained {trained:.3f}, no BN {plain:.3f}; course "
                         f"0.81; trained scale/shift moved at most {e['course_scale_shift_largest_move']:.3f}"))
     gaps = e["mode_gaps"]
     return out + [
-        at_most("eval mode is deterministic: the same batch twice gives the same logits (largest difference)",
+        at_most("eval-mode-deterministic", "eval mode is deterministic: the same batch twice gives the same logits (largest difference)",
                 gaps["eval_repeat"], 0.0),
-        at_most("eval mode does not depend on the batch: an image alone = the same image in a batch of 8",
+        at_most("eval-mode-batch-independent", "eval mode does not depend on the batch: an image alone = the same image in a batch of 8",
                 gaps["eval_batch_dependence"], 1e-5),
-        at_least("train mode (batch statistics) differs from eval mode (running averages) on a batch of 8 "
+        at_least("train-mode-differs-from-eval", "train mode (batch statistics) differs from eval mode (running averages) on a batch of 8 "
                  "(largest logit difference)", gaps["train_vs_eval"], 1e-2)]

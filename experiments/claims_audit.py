@@ -1,62 +1,32 @@
 """The notes, audited: every statement of notes-day2.md with its evidence, measured, and a verdict.
 
-Phenomena measured here (the ones no other experiment covers). The registry of every statement
-and how its verdict is reached: experiments/_notes_registry.py; the toy optimiser surfaces:
-experiments/_landscapes.py; the pure measurements: experiments/_audit_measures.py; figures:
-experiments/_audit_figures.py (modules with a leading _ are not experiments of their own).
-- ReLU "contributes to sparsity": the share of exactly-zero hidden activations on test images in
-  trained 784-100-100-10 nets, ReLU + He against sigmoid and tanh + Xavier (Momentum 0.01, m 0.9).
-- Dropout "is like training different models": the same ReLU net with dropout 0.5; the test accuracy
-  of averaging the softmax of many sampled dropout masks against the usual eval-mode (inverted-dropout
-  scaled) net, one mask alone, and how often the averaged and the scaled net agree.
-- Batch norm "suppresses overfitting", and "many parameters / nodes overfit": the train - test
-  accuracy gap on the first 300 images (6 hidden layers of 100 ReLU, He, SGD 0.01, batch 100: the
-  regularisation experiment's book setting) without BN, with BN, and for a 1 x 16 network.
-- RMSProp "is easy to tune", Adam "has the merits of both", the learning rate "too large diverges,
-  too small is slow": on the book's network (4 x 100 ReLU, He, batch 128) SGD, Momentum, AdaGrad,
-  RMSProp and Adam over a learning-rate grid (half-decades 1e-4..1); window = the largest over the
-  smallest rate whose final loss (10000 training images, mean over seeds) is within 10% of the best,
-  its edges interpolated in log(rate) between grid rates; a rate where a seed diverged (NaN, or a
-  final loss over twice the first batch's) is out.
-- Optimiser statements on toy surfaces (double well, valley, saddle; see experiments/_landscapes.py).
-- The notes' definitions and worked examples (chain rule aside: vanishing), as exact checks.
-Statements whose evidence lives in another experiment are judged from that experiment's results
-file (results/<experiment>/<preset>.json, this preset first); without one the row says which make
-target to run. Nothing else is re-trained here.
-
-Measured (quick preset, 10 seeds; mean, worst): ReLU leaves 39% of hidden activations exactly 0
-(35%), sigmoid and tanh none. On 300 images BN widens the train - test gap, 0.42 against 0.24
-(every seed, by 0.15 or more); not a running-statistics artefact: with test-batch statistics the BN
-net scores the same (0.558 against 0.561 in eval mode, seed 0). A 1 x 16 net narrows the gap to 0.19
-but fits only 91% of the 300. Averaging 16 dropout masks agrees with the scaled net on 97% of test
-images, at its accuracy (-0.004); one mask alone is 0.083 worse. Learning-rate windows (10 seeds):
-SGD x1.8, Momentum x4.7, AdaGrad x4.2, RMSProp x3.4, Adam x5.8.
-
-References: the notes (../shared/seed/notes-day2.md); REFERENCES.md for the settings.
-
-Full preset (3 seeds, after the audited experiments' full presets): 61 statements, 33 hold, 14 hold
-under conditions, 8 do not hold, 6 not testable here; windows SGD x1.77, Momentum x2.14, AdaGrad
-x3.89, RMSProp x2.35, Adam x4.06; dropout masks averaged agree with the scaled net on 99.1% of test
-images (lowest seed); BN widens the 300-image gap by 0.178.
-
-Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset 322 s for 156 trials.
+Shows: which statements hold, hold under conditions, do not hold, or cannot be tested here.
+Measured here (what no other experiment covers): ReLU's sparsity (exactly-zero hidden units,
+784-100-100-10, ReLU + He vs sigmoid/tanh + Xavier); dropout 0.5 as many models (softmax averaged
+over sampled masks vs the scaled net vs one mask); BN and size vs overfitting (train - test gap on
+300 images, 6 x 100 with/without BN, 1 x 16); learning-rate windows on the book's 4 x 100 net over
+half-decades 1e-4..1: the largest over the smallest rate whose final loss (seed mean) is within 10%
+of the best, edges interpolated in log(rate); a rate is "unstable", and out, if a seed diverged
+(NaN/inf) or ended above ENDS_ABOVE = 2x its first batch's loss. Also toy surfaces, exact checks.
+Other statements are judged from results/<experiment>/<preset>.json; nothing else is re-trained.
+Statement registry: experiments/_notes_registry.py (_modules are helpers, not experiments).
+Reference: the notes (../shared/seed/notes-day2.md); REFERENCES.md for the settings.
+Runtime: full preset (156 trials) 322 s on the 2-core dev machine (idle).
+Findings and how they were measured: docs/FINDINGS.md#claims_audit
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import torch
 
 from experiments import _audit_figures as draw
 from experiments import _landscapes as land
 from experiments import _notes_registry as registry
 from experiments._audit_measures import dropout_ensemble, exact_checks, hidden_activations, lr_window, zero_shares
-from experiments.optimizers import HALF_DECADES
-from repro.claims import Claim, at_least, at_most, between
-from repro.config import TrialConfig
-from repro.nets import build_mlp
-from repro.runner import Variant, stats
+from experiments.optimizers import HALF_DECADES, book_name
+from repro.experiment import (BOOK_NET, OVERFIT_300, Claim, TrialConfig, Variant, at_least, at_most, between, diverged,
+                              ends_above_start, stats)
 
 TITLE = "The notes, audited: every statement with a measured verdict"
 
@@ -71,15 +41,11 @@ WELL_STEPS, VALLEY_STEPS, SADDLE_STEPS, SHRINK_STEPS = 500, 300, 500, 300
 SMALL = TrialConfig(widths=(100, 100), optimizer="momentum", lr=0.01, momentum=0.9, batch_size=100)
 SPARSITY = (("relu", "he"), ("sigmoid", "xavier"), ("tanh", "xavier"))
 DROPOUT, DROPOUT_NET = 0.5, "relu + he, dropout 0.5"
-OVERFIT = TrialConfig(train_size=300, widths=(100,) * 6, activation="relu", init="he", optimizer="sgd",
-                      lr=0.01, batch_size=100)
 OVERFIT_NETS = {"300 images: 6 x 100": {}, "300 images: 6 x 100 + BN": {"batchnorm": True},
                 "300 images: 1 x 16": {"widths": (16,)}}
-BOOK = TrialConfig(widths=(100,) * 4, activation="relu", init="he", batch_size=128)
-
-
-def window_name(optimizer: str, lr: float) -> str:
-    return f"{optimizer} {lr:g}"
+# A rate outside the window: the loss went NaN/inf (the engine's rule) or training ended above
+# twice where it started
+ENDS_ABOVE = 2.0
 
 
 def variants(p: dict) -> list[Variant]:
@@ -87,18 +53,17 @@ def variants(p: dict) -> list[Variant]:
     out = [Variant(f"{act} + {init}", small.replace(activation=act, init=init), "sparsity and dropout",
                    keep_state=True) for act, init in SPARSITY]
     out.append(Variant(DROPOUT_NET, small.replace(dropout=DROPOUT), "sparsity and dropout", keep_state=True))
-    overfit = OVERFIT.replace(iters=p["overfit_iters"], eval_every=p["overfit_iters"] // 6)
+    overfit = OVERFIT_300.replace(iters=p["overfit_iters"], eval_every=p["overfit_iters"] // 6)
     out += [Variant(name, overfit.replace(**changes), "overfitting (300 images)", metric="gap")
             for name, changes in OVERFIT_NETS.items()]
-    book = BOOK.replace(iters=p["window_iters"], eval_every=p["window_iters"])
-    out += [Variant(window_name(opt, lr), book.replace(optimizer=opt, lr=lr), "learning-rate window",
+    book = BOOK_NET.replace(iters=p["window_iters"], eval_every=p["window_iters"])
+    out += [Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr), "learning-rate window",
                     metric="final_train_loss") for opt in land.OPTIMIZERS for lr in p["grid"]]
     return out
 
 
-def diverged(trial: dict) -> bool:
-    """Stopped at a NaN/inf loss (repro/train.py), or ended at over twice its first batch's loss."""
-    return trial["status"] == "diverged" or trial["summary"]["final_train_loss"] > 2 * trial["batch_loss"][0]
+def outside_window(trial: dict) -> bool:
+    return diverged(trial) or ends_above_start(trial, ENDS_ABOVE)
 
 
 def window_study(p: dict, trials: dict) -> dict:
@@ -106,24 +71,14 @@ def window_study(p: dict, trials: dict) -> dict:
     for opt in land.OPTIMIZERS:
         losses, unstable = {}, []
         for lr in p["grid"]:
-            runs = trials[window_name(opt, lr)]
-            if any(diverged(t) for t in runs):
+            runs = trials[book_name(opt, lr)]
+            if any(outside_window(t) for t in runs):
                 losses[lr] = None
                 unstable.append(lr)
             else:
                 losses[lr] = float(np.mean([t["summary"]["final_train_loss"] for t in runs]))
-        out[opt] = {**lr_window(losses), "losses": {f"{k:g}": v for k, v in losses.items()}, "diverged": unstable}
+        out[opt] = {**lr_window(losses), "losses": {f"{k:g}": v for k, v in losses.items()}, "unstable": unstable}
     return out
-
-
-def trained_nets(ctx, name: str) -> list[torch.nn.Module]:
-    cfg = TrialConfig.from_dict(ctx.trials[name][0]["config"])
-    nets = []
-    for state in ctx.states[name]:
-        net = build_mlp(cfg)
-        net.load_state_dict(state)
-        nets.append(net)
-    return nets
 
 
 def measure(p: dict, ctx) -> dict:
@@ -133,10 +88,10 @@ def measure(p: dict, ctx) -> dict:
     x, y = data.x_test, data.y_test
     sparsity = {}
     for act, init in SPARSITY:
-        shares = [zero_shares(hidden_activations(net, x)) for net in trained_nets(ctx, f"{act} + {init}")]
+        shares = [zero_shares(hidden_activations(net, x)) for net in ctx.trained_models(f"{act} + {init}")]
         sparsity[act] = {k: [float(np.mean(s[k])) for s in shares] for k in ("exact", "near")}
     ensemble = [dropout_ensemble(net, x, y, p["mc_samples"], seed)
-                for seed, net in enumerate(trained_nets(ctx, DROPOUT_NET))]
+                for seed, net in enumerate(ctx.trained_models(DROPOUT_NET))]
     overfit = {name: {m: stats([t["summary"][m] for t in ctx.trials[name]])
                       for m in ("gap", "final_train_acc", "final_test_acc")} for name in OVERFIT_NETS}
     valley = land.valley_study(VALLEY_STEPS)
@@ -158,7 +113,7 @@ def extras(p: dict, ctx) -> dict:
 
 def own_claims(m: dict) -> list[Claim]:
     """The audit's own measurements as claims; experiments/_notes_registry.py finds them by their opening words."""
-    c, w, well, valley, saddle, window = m["checks"], m["window"], m["well"], m["valley"], m["saddle"], m["window"]
+    c, well, valley, saddle, window = m["checks"], m["well"], m["valley"], m["saddle"], m["window"]
     gap = {name: m["overfit"][name]["gap"]["mean"] for name in OVERFIT_NETS}
     plain, bn, narrow = OVERFIT_NETS
     relu, others = m["sparsity"]["relu"], [m["sparsity"][a] for a in ("sigmoid", "tanh")]
@@ -171,90 +126,90 @@ def own_claims(m: dict) -> list[Claim]:
     shrink = np.array(m["shrink"]["adagrad"])
     loss = {opt: window[opt]["best_loss"] for opt in land.OPTIMIZERS}
     at_top = [math.inf if window[o]["losses"][top] is None else window[o]["losses"][top] for o in land.OPTIMIZERS]
-    blown = ", ".join(land.LABELS[o] for o in land.OPTIMIZERS if float(top) in window[o]["diverged"])
+    blown = ", ".join(land.LABELS[o] for o in land.OPTIMIZERS if float(top) in window[o]["unstable"])
     at_bottom = [(window[o]["losses"][bottom] or math.nan) / loss[o] for o in land.OPTIMIZERS]
     widths = {o: window[o]["width"] for o in land.OPTIMIZERS}
-    rules = [at_most(f"update rule, {land.LABELS[opt]}: torch.optim's moves on the valley follow the notes' rule "
+    rules = [at_most(f"update-rule-{opt}", f"update rule, {land.LABELS[opt]}: torch.optim's moves on the valley follow the notes' rule "
                      "(largest error, 20 steps)", m["rules"][opt], 1e-12) for opt in land.OPTIMIZERS]
     out = [
-        at_most("sigmoid tail: sigmoid'(5) by autograd", c["sigmoid_slope_5"], 0.01, "sigmoid'(0) = 0.25"),
-        between("Xavier sd: N(0, 1/n) weights, sd x sqrt(n) (784 x 1000)", c["xavier_sd"], 0.98, 1.02),
-        between("He sd: N(0, 2/n) weights, sd x sqrt(n / 2) (784 x 1000)", c["he_sd"] / math.sqrt(2), 0.98, 1.02),
-        at_most("BN formula: BatchNorm1d in training mode = (x - batch mean) / sqrt(batch variance + eps) * gamma + beta "
+        at_most("sigmoid-tail", "sigmoid tail: sigmoid'(5) by autograd", c["sigmoid_slope_5"], 0.01, "sigmoid'(0) = 0.25"),
+        between("xavier-sd", "Xavier sd: N(0, 1/n) weights, sd x sqrt(n) (784 x 1000)", c["xavier_sd"], 0.98, 1.02),
+        between("he-sd", "He sd: N(0, 2/n) weights, sd x sqrt(n / 2) (784 x 1000)", c["he_sd"] / math.sqrt(2), 0.98, 1.02),
+        at_most("bn-formula", "BN formula: BatchNorm1d in training mode = (x - batch mean) / sqrt(batch variance + eps) * gamma + beta "
                 "(largest error)", c["batchnorm_formula"], 1e-12),
-        at_most("mini-batch loop: the notes' slices visit every sample once an epoch (samples not visited once, "
+        at_most("minibatch-loop", "mini-batch loop: the notes' slices visit every sample once an epoch (samples not visited once, "
                 "N = 1050, batch 100)", c["minibatch_loop"]["not_once"], 0,
                 f"last batch {c['minibatch_loop']['last_batch']}"),
-        at_least("ReLU sparsity: share of exactly-zero hidden activations on test images, trained ReLU + He "
+        at_least("relu-sparsity", "ReLU sparsity: share of exactly-zero hidden activations on test images, trained ReLU + He "
                  "(lowest seed, mean over layers)", min(relu["exact"]), 0.25, f"seeds: {relu['exact']}"),
-        at_most("sigmoid and tanh sparsity: share of exactly-zero hidden activations (largest seed)",
+        at_most("sigmoid-tanh-not-sparse", "sigmoid and tanh sparsity: share of exactly-zero hidden activations (largest seed)",
                 max(max(s["exact"]) for s in others), 0.0,
                 "|h| < 0.01: sigmoid %.3g, tanh %.3g" % tuple(np.mean(s["near"]) for s in others)),
-        at_least("BN and overfitting: on 300 images the train - test gap with BN is no narrower "
+        at_least("bn-does-not-narrow-gap", "BN and overfitting: on 300 images the train - test gap with BN is no narrower "
                  "(gap with BN minus without, mean over seeds)", gap[bn] - gap[plain], 0.0,
                  f"gap without BN {gap[plain]:.3f}, with BN {gap[bn]:.3f}"),
-        at_least("capacity: on 300 images a 1 x 16 net has a narrower gap than 6 x 100 (difference of mean gaps)",
+        at_least("capacity-narrows-gap", "capacity: on 300 images a 1 x 16 net has a narrower gap than 6 x 100 (difference of mean gaps)",
                  gap[plain] - gap[narrow], 0.0,
                  "train accuracy 1 x 16: %.3f" % m["overfit"][narrow]["final_train_acc"]["mean"]),
-        at_least("learning rate matters: every optimiser's final loss spans at least 2x over the grid, diverged "
+        at_least("learning-rate-matters", "learning rate matters: every optimiser's final loss spans at least 2x over the grid, diverged "
                  "rates aside (smallest best-to-worst ratio)", min(window[o]["spread"] for o in land.OPTIMIZERS), 2.0),
-        at_least(f"too large: at lr {float(top):g} none of the five gets its loss below 1.5 (lowest final loss, "
-                 "mean over seeds)", min(at_top), 1.5, f"diverged: {blown or 'none'}"),
-        at_least(f"too small: at lr {float(bottom):g} no optimiser diverges and each ends at least 1.2x above its "
+        at_least("rate-too-large", f"too large: at lr {float(top):g} none of the five gets its loss below 1.5 (lowest final loss, "
+                 "mean over seeds)", min(at_top), 1.5, f"unstable (diverged or ended above 2x its start): {blown or 'none'}"),
+        at_least("rate-too-small", f"too small: at lr {float(bottom):g} no optimiser diverges and each ends at least 1.2x above its "
                  "best loss (smallest ratio)", min(at_bottom), 1.2),
-        at_least("small rate, double well: SGD, AdaGrad, RMSProp and Adam at the two smallest rates end in the local "
+        at_least("small-rate-local-minimum", "small rate, double well: SGD, AdaGrad, RMSProp and Adam at the two smallest rates end in the local "
                  "minimum (share)", small.count("local") / len(small), 1.0,
                  "Momentum at lr %g: m >= 0.9 reaches the global one" % land.LR_GRID[0]),
         *rules,
-        at_least("double well, Momentum beats SGD: share of (lr, m) cells ending in the global minimum minus SGD's "
+        at_least("well-momentum-beats-sgd", "double well, Momentum beats SGD: share of (lr, m) cells ending in the global minimum minus SGD's "
                  "share of rates", share["momentum"] - share["sgd"], 0.1,
                  f"Momentum {share['momentum']:.2f}, SGD {share['sgd']:.2f}"),
-        at_least("double well, Momentum not guaranteed: share of its cells ending in the local minimum or diverged",
+        at_least("well-momentum-not-guaranteed", "double well, Momentum not guaranteed: share of its cells ending in the local minimum or diverged",
                  1 - share["momentum"], 0.3),
-        at_most("double well, RMSProp: share of rates ending in the global minimum minus SGD's",
+        at_most("well-rmsprop", "double well, RMSProp: share of rates ending in the global minimum minus SGD's",
                 share["rmsprop"] - share["sgd"], 0.0),
-        at_least("valley, Momentum: iterations until f stays < 1e-3, SGD's best over Momentum's best (lr, m)",
+        at_least("valley-momentum-faster", "valley, Momentum: iterations until f stays < 1e-3, SGD's best over Momentum's best (lr, m)",
                  best["sgd"] / best["momentum"], 1.5,
                  f"SGD {best['sgd']}, Momentum {best['momentum']} (lr {valley['momentum']['best']['lr']:g}, "
                  f"m {valley['momentum']['best']['momentum']:g})"),
-        at_least("valley, Momentum at m = 0.9: its best iterations over SGD's best (slower: >= 1)",
+        at_least("valley-momentum-0.9-slower", "valley, Momentum at m = 0.9: its best iterations over SGD's best (slower: >= 1)",
                  m09["iterations"] / best["sgd"] if m09 else math.inf, 1.0),
-        at_least("valley, AdaGrad: iterations until f stays < 1e-3, SGD's best over AdaGrad's best",
+        at_least("valley-adagrad-faster", "valley, AdaGrad: iterations until f stays < 1e-3, SGD's best over AdaGrad's best",
                  best["sgd"] / best["adagrad"], 1.5),
-        at_most("AdaGrad rate: its effective rate |step| / |gradient| never rises along the valley "
+        at_most("adagrad-rate-shrinks", "AdaGrad rate: its effective rate |step| / |gradient| never rises along the valley "
                 "(largest relative rise)",
                 float(np.max(shrink[1:] / shrink[:-1] - 1)), 1e-9,
                 "last / first %.3g; RMSProp's rises x%.3g from its lowest" %
                 (shrink[-1] / shrink[0], m["shrink"]["rmsprop"][-1] / min(m["shrink"]["rmsprop"]))),
-        at_most("saddle, AdaGrad: escape iterations over SGD's, worse of axis-aligned and rotated",
+        at_most("saddle-adagrad", "saddle, AdaGrad: escape iterations over SGD's, worse of axis-aligned and rotated",
                 max(saddle[g]["adagrad"] / saddle[g]["sgd"] for g in saddle), 1.2,
                 "; ".join(f"{g}: " + ", ".join(f"{land.LABELS[o]} {n}" for o, n in saddle[g].items()) for g in saddle)),
-        at_most("RMSProp window: no clear advantage, its learning-rate window over the widest of the other four",
+        at_most("rmsprop-window", "RMSProp window: no clear advantage, its learning-rate window over the widest of the other four",
                 widths["rmsprop"] / max(w for o, w in widths.items() if o != "rmsprop"), 2.0,
                 ", ".join(f"{land.LABELS[o]} x{w:.3g}" for o, w in widths.items())),
-        at_least("adaptive beat SGD: SGD's best final loss over the worst best of AdaGrad, RMSProp and Adam",
+        at_least("adaptive-beat-sgd", "adaptive beat SGD: SGD's best final loss over the worst best of AdaGrad, RMSProp and Adam",
                  loss["sgd"] / max(loss[o] for o in ("adagrad", "rmsprop", "adam")), 1.0),
-        at_least("Adam vs Momentum and RMSProp, double well: Adam's global share minus the better one's",
+        at_least("adam-vs-momentum-rmsprop-well", "Adam vs Momentum and RMSProp, double well: Adam's global share minus the better one's",
                  share["adam"] - max(share["momentum"], share["rmsprop"]), 0.0),
-        at_least("Adam vs Momentum and RMSProp, valley: Adam's iterations over the slower one's",
+        at_least("adam-vs-momentum-rmsprop-valley", "Adam vs Momentum and RMSProp, valley: Adam's iterations over the slower one's",
                  best["adam"] / max(best["momentum"], best["rmsprop"]), 1.0),
-        at_least("Adam vs Momentum and RMSProp, rotated saddle: Adam's escape over the slower one's",
+        at_least("adam-vs-momentum-rmsprop-saddle", "Adam vs Momentum and RMSProp, rotated saddle: Adam's escape over the slower one's",
                  saddle["rotated"]["adam"] / max(saddle["rotated"]["momentum"], saddle["rotated"]["rmsprop"]), 1.0),
-        between("Adam vs Momentum and RMSProp, MNIST: Adam's best final loss over the better one's (close to it)",
+        between("adam-vs-momentum-rmsprop-mnist", "Adam vs Momentum and RMSProp, MNIST: Adam's best final loss over the better one's (close to it)",
                 loss["adam"] / min(loss["momentum"], loss["rmsprop"]), 0.75, 1.25),
-        between("dropout masks: share of units one training-mode mask drops (p = 0.5)",
+        between("dropout-mask-share", "dropout masks: share of units one training-mode mask drops (p = 0.5)",
                 np.mean([d["dropped"] for d in drop]), 0.49, 0.51),
-        at_most("dropout ensemble: |accuracy of averaged masks - the scaled net's| (mean over seeds)",
+        at_most("dropout-ensemble-accuracy", "dropout ensemble: |accuracy of averaged masks - the scaled net's| (mean over seeds)",
                 abs(np.mean([d["mc_acc"] - d["eval_acc"] for d in drop])), 0.02),
-        at_least("dropout ensemble: averaged masks and the scaled net agree (share of test images, lowest seed)",
+        at_least("dropout-ensemble-agreement", "dropout ensemble: averaged masks and the scaled net agree (share of test images, lowest seed)",
                  min(d["agreement"] for d in drop), 0.95),
-        at_least("single mask: one thinned net alone is less accurate than the scaled net (mean drop)",
+        at_least("single-mask-less-accurate", "single mask: one thinned net alone is less accurate than the scaled net (mean drop)",
                  np.mean([d["eval_acc"] - d["single_acc"] for d in drop]), 0.03),
-        at_most("L1 norm: lambda * sum|W| against lambda * ||W||_1 (error)", c["l1_norm"], 1e-10),
-        at_most("L2 gradient: d/dW 0.5 lambda sum W^2 against lambda W (largest error)", c["l2_gradient"], 1e-12),
-        at_most("L1 gradient: d/dW lambda sum|W| against lambda sign(W), 0 at 0 (largest error)",
+        at_most("l1-norm", "L1 norm: lambda * sum|W| against lambda * ||W||_1 (error)", c["l1_norm"], 1e-10),
+        at_most("l2-gradient", "L2 gradient: d/dW 0.5 lambda sum W^2 against lambda W (largest error)", c["l2_gradient"], 1e-12),
+        at_most("l1-gradient", "L1 gradient: d/dW lambda sum|W| against lambda sign(W), 0 at 0 (largest error)",
                 c["l1_gradient"], 1e-12),
-        at_most("L2 step: one SGD step with weight_decay against W - lr (g + lambda W) (largest error)",
+        at_most("l2-step", "L2 step: one SGD step with weight_decay against W - lr (g + lambda W) (largest error)",
                 c["l2_step"], 1e-12),
     ]
     for claim in out:  # numpy scalars -> plain numbers for the results JSON

@@ -1,36 +1,17 @@
 """Section 4: the convolution itself, and the book's SimpleConvNet on MNIST.
 
-Phenomenon: a convolution slides FH x FW filters over the image; its output is
-floor((H + 2P - FH) / S) + 1 wide per axis. Unfolding every receptive field into a column
-(im2col) turns the whole convolution into one matrix product with the filters as rows, which is
-how the book implements it; max pooling is a max over the same columns. A small ConvNet learns
-first-layer filters that start as noise and end as smooth strokes and edges, and beats the MLPs
-of Sections 1-3 on MNIST.
-
-Checks (exact, also unit tests): the output-size formula against nn.Conv2d and nn.MaxPool2d over
-random shapes; im2col (torch.nn.functional.unfold) times the filter matrix against nn.Conv2d;
-max pooling over im2col columns against nn.MaxPool2d.
-
-Setup (book): SimpleConvNet conv 30 filters 5x5 (pad 0, stride 1) -> ReLU -> max-pool 2 ->
-affine 4320-100 -> ReLU -> affine 100-10, every weight N(0, 0.01), biases 0, Adam 0.001, batch
-100 drawn with replacement, 20 epochs (12000 iterations) on all of MNIST. Course: the same net on
-the first 5000 training / 1000 test images, 1000 iterations. The first-layer filters of seed 0
-before and after training go to a PNG and TensorBoard, with their smoothness (the correlation of
-horizontally and vertically adjacent taps: about 0 for white noise).
-
-References: book about 0.99 (one independent run 0.9908); course subset 0.955-0.962 test,
-train 0.99+. Both are final test accuracies, the book's on all 10000 test images after 20 epochs
-(its Trainer samples 1000 test images per epoch only for the progress lines), as ours; the
-references describe 12000 and 1000 iterations, so the cpu and quick presets get no verdict.
-Full preset, 2026-12-02, 3 seeds: book 0.9876, 0.9892, 0.9902 (best epoch 0.9887-0.9902), beside
-"about 0.99": seed 2 reaches it, and 0.9908 lies 0.0006 above our best seed (our seed sd 0.0013);
-course 0.959 ± 0.003, within its range. 815 s for the 6 trials (2 workers, other work sharing the
-cores).
-
-Measured on the 2-core development machine (AMD EPYC VM, idle, channels-last): full preset, 3
-seeds, 1253 s (6 trials, 2 workers): book 0.988 ± 0.001, course 0.958 ± 0.002; a SimpleConvNet step
-takes ~35 ms on one core alone, ~60 ms with both cores busy (the issue's machine: 14 ms). cpu
-preset, 2 seeds, 240 s: book (3000 iterations) 0.984 ± 0.002, 0.4 points below full; course 0.959.
+Shows: a convolution's output is floor((H + 2P - FH) / S) + 1 wide per axis; im2col turns it into
+one matrix product and max pooling into a max over the same columns; a small ConvNet learns smooth
+stroke and edge filters from noise and beats the MLPs of Sections 1-3.
+Checks (exact, also unit tests): the size formula against nn.Conv2d and nn.MaxPool2d over random
+shapes; F.unfold times the filter matrix against nn.Conv2d; max over im2col columns against MaxPool.
+Setup (book): conv 30 x 5x5 -> ReLU -> max-pool 2 -> affine 4320-100 -> ReLU -> affine 100-10, all
+weights N(0, 0.01), Adam 0.001, batch 100, 20 epochs (12000 iterations) on all of MNIST; course: the
+same on 5000 / 1000 images, 1000 iterations. Seed 0's first-layer filters with their smoothness.
+Reference, final test accuracy: book (ch07/train_convnet.py) about 0.99 on all 10000 test images
+(one independent run 0.9908); course 0.955-0.962 (train 0.99+); no verdict at cpu and quick length.
+Runtime: full preset (3 seeds) 815 s on the 2-core dev machine (2026-12-02); cpu preset 240 s.
+Findings and how they were measured: docs/FINDINGS.md#cnn
 """
 from __future__ import annotations
 
@@ -39,10 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro import figures
-from repro.claims import Claim, at_least, at_most
-from repro.config import TrialConfig
+from repro.experiment import Claim, Reference, TrialConfig, Variant, agg, at_least, at_most
 from repro.nets import build_model, conv_output_size
-from repro.runner import Reference, Variant, agg
 from repro.train import seeded_generators
 
 TITLE = "Section 4: convolution arithmetic, im2col, SimpleConvNet"
@@ -198,21 +177,21 @@ def extras(p: dict, ctx) -> dict:
 def claims(results: dict) -> list[Claim]:
     p, e = results["params"], results["extras"]
     out = [
-        at_most(f"output size floor((H + 2P - FH) / S) + 1 matches nn.Conv2d ({SHAPE_TRIALS} random shapes, "
+        at_most("conv-output-size", f"output size floor((H + 2P - FH) / S) + 1 matches nn.Conv2d ({SHAPE_TRIALS} random shapes, "
                 "mismatches)", e["conv_size_mismatches"], 0),
-        at_most(f"the same formula matches nn.MaxPool2d ({SHAPE_TRIALS} random shapes, mismatches)",
+        at_most("pool-output-size", f"the same formula matches nn.MaxPool2d ({SHAPE_TRIALS} random shapes, mismatches)",
                 e["pool_size_mismatches"], 0),
-        at_most("im2col (F.unfold) times the filter matrix equals nn.Conv2d (largest |difference|, float64)",
+        at_most("im2col-equals-conv2d", "im2col (F.unfold) times the filter matrix equals nn.Conv2d (largest |difference|, float64)",
                 e["im2col_conv_max_error"], 1e-10),
-        at_most("max pooling as a max over im2col columns equals nn.MaxPool2d (largest |difference|)",
+        at_most("im2col-equals-maxpool2d", "max pooling as a max over im2col columns equals nn.MaxPool2d (largest |difference|)",
                 e["im2col_pool_max_error"], 0.0),
-        at_least(f"SimpleConvNet, book setup: test accuracy after {p['iters']} iterations (mean over seeds)",
+        at_least("simpleconvnet-book-accuracy", f"SimpleConvNet, book setup: test accuracy after {p['iters']} iterations (mean over seeds)",
                  agg(results, BOOK), p["min_acc"]),
-        at_least(f"SimpleConvNet, course subset: test accuracy after {p['course_iters']} iterations (mean)",
+        at_least("simpleconvnet-course-accuracy", f"SimpleConvNet, course subset: test accuracy after {p['course_iters']} iterations (mean)",
                  agg(results, COURSE), p["course_min_acc"]),
     ]
     if "filter_smoothness_after" in e:
-        out.append(at_least("first-layer filters turn from noise into smooth strokes (adjacent-tap correlation "
+        out.append(at_least("filters-become-smooth", "first-layer filters turn from noise into smooth strokes (adjacent-tap correlation "
                             "after training, lowest over seeds)", min(e["filter_smoothness_after"]),
                             p["min_smoothness"], "before training: "
                             f"{', '.join(f'{v:.3f}' for v in e['filter_smoothness_before'])}"))

@@ -1,57 +1,18 @@
 """Section 1-2: weight initialisation.
 
-Phenomenon: the scale of the initial weights decides what the activations look like layer after
-layer, and so whether the network can learn. Too large (N(0, 1)) piles sigmoid outputs at 0 and
-1, where the derivative vanishes; too small (N(0, 0.01)) piles them at 0.5 and makes ReLU
-outputs collapse towards 0; Xavier (N(0, 1/n_in)) suits sigmoid/tanh, He (N(0, 2/n_in)) ReLU.
-
-Setup (the book): (1) no training: input randn(1000, 100) through 5 bias-free layers of 100
-units, for 5 inits x sigmoid/tanh/ReLU, several seeds; per layer mean, sd, share saturated and
-share dead. (2) training: 4 hidden layers of 100 ReLU, SGD lr 0.01, batch 128, 2000 iterations,
-N(0, 0.01) / Xavier / He, and sigmoid with N(0, 1) vs Xavier, compared on the book's statistic
-(post_update_loss: each 100th step, the loss on that step's batch after its update; the mean of
-steps 1000, 1100, ..., 1900); the claims use ours (late_loss: the mean batch loss before each
-update over steps 1000-2000). (3) zero and constant init, trained like (2).
-"glorot" is torch's xavier_normal_, 2/(n_in + n_out): with 100 x 100 layers it equals Xavier.
-
-Theory (variance propagation): a pre-activation a = w . h, with independent N(0, s^2) weights,
-is exactly Gaussian given the layer below, with variance n s^2 q (fan-in n, q the mean square of
-h). Taking q at its expectation (exact as the width grows) gives the recursion v_l = n s^2 q_{l-1}
-from q_0 = 1 (randn input); each layer's mean, sd and q_l are then Gaussian integrals of the
-activation under N(0, v_l), computed numerically (trapezoid rule on a fine grid; no linearisation;
-ReLU's closed form sd = sqrt(v (pi - 1) / (2 pi)) checks it). Over 200 seeds the seed-mean sd
-agrees with it within 1.5% in every cell; one seed scatters by up to 14% (ReLU, layer 5).
-
-Zero and constant init. When every unit of a layer starts with the same incoming and outgoing
-weights, the units compute the same output and receive the same gradient, so they stay copies for
-ever and the layer acts as one unit: measured, the largest difference between two units' incoming
-weights stays at 0 up to float rounding (at most 4e-9; about 1 after training from He). Beyond
-that, zero and a non-zero constant differ. All zeros is a stationary point. With ReLU the hidden
-outputs are relu(0) = 0, so the output weights' gradient (error x hidden output) is 0, and the
-error sent back through the zero output weights is 0 too: no hidden weight ever moves (measured:
-exactly 0) and only the output biases learn the class frequencies. With sigmoid the hidden outputs
-are sigmoid(0) = 0.5, not 0, so the output weights do get a gradient, but 0.5 is the same for
-every image: the output layer can learn only the class frequencies, which the biases fit anyway,
-so the output weights stay tiny and so does the error sent back; the hidden weights move by 4e-5
-in 2000 iterations (a saddle the network does not leave). A non-zero constant (0.01, ReLU) passes
-the image forward from the start (each unit sees 0.01 x the sum of its inputs), so the network
-does learn, but as a network one unit wide: test accuracy 0.25 after 2000 iterations, He 0.93.
-
-References (book, REFERENCES.md): sd per layer under ReLU + Xavier 0.58, 0.41, 0.29, 0.20, 0.15;
-ReLU + He about 0.82; the book's statistic (one run) N(0, 0.01) 2.302, Xavier 0.323, He 0.239.
-
-Measured (full preset, 3 seeds), the book's statistic: N(0, 0.01) 2.3007 (2.3002-2.3014), Xavier
-0.342 (0.311-0.362), He 0.232 (0.215-0.243): the book's Xavier and He figures lie inside our seed
-ranges. N(0, 0.01) sits 0.0008 below the book's 2.302 (its printed digits allow 2.3015-2.3025):
-unexplained; our seeds scatter by sd 0.0006, and a net that has learned only the class
-frequencies would print the entropy of MNIST's training labels, 2.3012. Our late loss (5 seeds,
-an earlier run): N(0, 0.01) 2.301-2.302, Xavier 0.350-0.367, He 0.247-0.262. Sigmoid: Xavier stays at ln 10
-(2.301-2.302: 4 sigmoid layers and SGD 0.01 hardly move), while N(0, 1) reaches 1.49-1.71 (test
-accuracy 0.52); our reading, not measured here: its saturated units are near-binary random
-features of the image that the output layer can still fit. After 300 iterations (quick) N(0, 1)
-is the worse of the two (2.29-2.63 against 2.30).
-Runtime on the 2-core development machine (AMD EPYC VM): full preset, 3 seeds, 24 trials in 158 s
-(2 workers, idle, an earlier day); 72 s on 2026-12-02.
+Shows: the initial weight scale decides the activations layer by layer, and so whether the net
+learns: N(0, 1) piles sigmoid outputs at 0 and 1, N(0, 0.01) at 0.5 and makes ReLU's collapse;
+Xavier N(0, 1/n_in) suits sigmoid/tanh, He N(0, 2/n_in) ReLU; zero/constant init keeps units copies.
+Setup (the book): (1) no training: randn(1000, 100) through 5 bias-free layers of 100, 5 inits x
+sigmoid/tanh/ReLU, 10 seeds: per layer mean, sd, share saturated and dead, beside the variance
+recursion v_l = n s^2 q_{l-1}; "glorot" = xavier_normal_, 2/(n_in + n_out). (2) 4 x 100 ReLU,
+SGD 0.01, batch 128, 2000 iterations (quick 300): N(0, 0.01) / Xavier / He, sigmoid N(0, 1) vs
+Xavier; (3) zero and constant init, alike. Book comparison on its post_update_loss (batch loss
+after the update, steps 1000, 1100, ..., 1900); claims on late_loss (before it, 1000-2000).
+Reference (book, ch06/weight_init_*.py): ReLU + Xavier sd per layer 0.58, 0.41, 0.29, 0.20, 0.15,
+ReLU + He about 0.82; post_update_loss (one run) N(0, 0.01) 2.302, Xavier 0.323, He 0.239.
+Runtime: full preset (3 seeds) 72 s on the 2-core dev machine (2026-12-02).
+Findings and how they were measured: docs/FINDINGS.md#init
 """
 from __future__ import annotations
 
@@ -60,11 +21,10 @@ import math
 import torch
 
 from repro import figures
-from repro.claims import Claim, at_least, at_most, between, is_true
-from repro.config import TrialConfig
+from repro.experiment import (BOOK_NET, Claim, Variant, agg, at_least, at_most, between, book_loss_reference,
+                              format_stats, is_true, md_table, per_seed_table, stats)
 from repro.nets import ACTIVATION_MODULES, init_variance, init_weight
 from repro.probes import ASYMPTOTES, activation_stats
-from repro.runner import Variant, agg, book_loss_reference, format_stats, per_seed_table, stats
 from repro.tb import safe_name
 
 TITLE = "Section 1-2: weight initialisation (activation distributions, training, symmetry)"
@@ -80,8 +40,8 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu")
 WIDTH, LAYERS, SAMPLES = 100, 5, 1000
 
 # post_loss_every: the loss the book prints (after the update, on the step's batch) every 100 steps
-BOOK = TrialConfig(widths=(100,) * 4, optimizer="sgd", lr=0.01, batch_size=128, post_loss_every=100)
-TRAINING = [  # name, activation, init, the book's figure (runner.book_loss_reference)
+BOOK = BOOK_NET.replace(optimizer="sgd", lr=0.01, post_loss_every=100)
+TRAINING = [  # name, activation, init, the book's figure (repro.experiment.book_loss_reference)
     ("relu + N(0,0.01)", "relu", "normal:0.01", 2.302),
     ("relu + xavier", "relu", "xavier", 0.323),
     ("relu + he", "relu", "he", 0.239),
@@ -215,23 +175,20 @@ def layer_ratios(sd: list[float]) -> list[float]:
 
 def activation_table(activation: str, cells: dict) -> str:
     tail = "dead" if activation == "relu" else "saturated"
-    lines = [f"| init | layer | mean | sd | sd (theory) | sd / theory | {tail} |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for init, cell in cells.items():
         mean, sd, share = (seed_mean(cell, key) for key in ("mean", "std", tail))
-        for k, theory in enumerate(cell["theory_std"]):
-            lines.append(f"| {INITS[init]} | {k + 1} | {mean[k]:.3g} | {sd[k]:.3g} | {theory:.3g} | "
-                         f"{sd[k] / theory:.3f} | {share[k]:.1%} |")
-    return "\n".join(lines)
+        rows += [[INITS[init], k + 1, f"{mean[k]:.3g}", f"{sd[k]:.3g}", f"{theory:.3g}", f"{sd[k] / theory:.3f}",
+                  f"{share[k]:.1%}"] for k, theory in enumerate(cell["theory_std"])]
+    return md_table(["init", "layer", "mean", "sd", "sd (theory)", "sd / theory", tail], rows)
 
 
 def symmetry_table(symmetry: dict, trials: dict) -> str:
-    lines = ["| variant | largest difference between units | largest move of hidden weights | test accuracy |",
-             "|---|---|---|---|"]
-    for name, m in symmetry.items():
-        move = f"{max(m['hidden_move']):.3g}" if "hidden_move" in m else "-"
-        accuracy = format_stats(stats([t["summary"]["final_test_acc"] for t in trials[name]]))
-        lines.append(f"| {name} | {max(m['unit_spread']):.3g} | {move} | {accuracy} |")
-    return "\n".join(lines)
+    rows = [[name, f"{max(m['unit_spread']):.3g}", f"{max(m['hidden_move']):.3g}" if "hidden_move" in m else "-",
+             format_stats(stats([t["summary"]["final_test_acc"] for t in trials[name]]))]
+            for name, m in symmetry.items()]
+    return md_table(["variant", "largest difference between units", "largest move of hidden weights",
+                     "test accuracy"], rows)
 
 
 def extras(p: dict, ctx) -> dict:
@@ -282,44 +239,44 @@ def claims(results: dict) -> list[Claim]:
     dead = [v for cell in acts["relu"].values() for v in seed_mean(cell, "dead")]
     move = {name: sym[name]["hidden_move"] for name in copies}
     return [
-        at_least("sigmoid + N(0, 1): over 60% of activations saturated in every layer (least layer, seed mean)",
+        at_least("sigmoid-n1-saturates", "sigmoid + N(0, 1): over 60% of activations saturated in every layer (least layer, seed mean)",
                  min(seed_mean(acts["sigmoid"]["normal:1"], "saturated")), 0.6),
-        between("tanh + N(0, 1): about 85% beyond |0.95| (seed mean over layers)",
+        between("tanh-n1-saturates", "tanh + N(0, 1): about 85% beyond |0.95| (seed mean over layers)",
                 sum(seed_mean(acts["tanh"]["normal:1"], "saturated")) / LAYERS, 0.8, 0.9),
-        at_most("sigmoid + N(0, 0.01): sd below 0.03 in every layer (largest, any seed)",
+        at_most("sigmoid-n001-sd-small", "sigmoid + N(0, 0.01): sd below 0.03 in every layer (largest, any seed)",
                 max(map(max, small["std"])), 0.03),
-        at_most("sigmoid + N(0, 0.01): piled around 0.5 (largest |mean - 0.5|, any seed and layer)",
+        at_most("sigmoid-n001-at-half", "sigmoid + N(0, 0.01): piled around 0.5 (largest |mean - 0.5|, any seed and layer)",
                 max(abs(v - 0.5) for seed in small["mean"] for v in seed), 0.01),
-        at_most("ReLU + He: sd within 20% across the 5 layers (largest / smallest, seed mean)",
+        at_most("relu-he-sd-steady", "ReLU + He: sd within 20% across the 5 layers (largest / smallest, seed mean)",
                 max(he_sd) / min(he_sd), 1.2),
-        between("ReLU + Xavier: sd shrinks by about 1/sqrt(2) a layer (geometric mean ratio, seed mean)",
+        between("relu-xavier-sd-shrinks", "ReLU + Xavier: sd shrinks by about 1/sqrt(2) a layer (geometric mean ratio, seed mean)",
                 (xavier_sd[-1] / xavier_sd[0]) ** (1 / (LAYERS - 1)), 0.65, 0.77),
-        at_most("ReLU + N(0, 0.01): sd collapses by over 10x a layer (largest layer ratio, any seed)",
+        at_most("relu-n001-sd-collapses", "ReLU + N(0, 0.01): sd collapses by over 10x a layer (largest layer ratio, any seed)",
                 max(max(layer_ratios(sd)) for sd in acts["relu"]["normal:0.01"]["std"]), 0.1),
-        between("ReLU: about half the units dead at every init and layer (seed mean, farthest from 0.5)",
+        between("relu-half-dead", "ReLU: about half the units dead at every init and layer (seed mean, farthest from 0.5)",
                 max(dead, key=lambda v: abs(v - 0.5)), 0.45, 0.55),
-        at_most("variance-propagation theory predicts every layer's sd (largest |measured / theory - 1|)",
+        at_most("variance-theory-predicts-sd", "variance-propagation theory predicts every layer's sd (largest |measured / theory - 1|)",
                 theory_error, 0.15),
-        at_most("training: ReLU + N(0, 0.01) stays within 0.01 of ln 10 (late loss, farthest seed)",
+        at_most("relu-n001-stuck-at-ln10", "training: ReLU + N(0, 0.01) stays within 0.01 of ln 10 (late loss, farthest seed)",
                 max(abs(v - math.log(10)) for v in trials["relu + N(0,0.01)"]), 0.01),
-        is_true("training: ReLU + He ends below ReLU + Xavier (late loss, margin of the means)",
+        is_true("relu-he-below-xavier", "training: ReLU + He ends below ReLU + Xavier (late loss, margin of the means)",
                 agg(results, "relu + he", "late_loss") < agg(results, "relu + xavier", "late_loss"),
                 agg(results, "relu + xavier", "late_loss") - agg(results, "relu + he", "late_loss")),
-        at_most("zero/constant init: every hidden unit keeps identical incoming weights "
+        at_most("symmetric-init-identical-units", "zero/constant init: every hidden unit keeps identical incoming weights "
                 "(largest difference between units, any variant and seed)",
                 max(max(sym[n]["unit_spread"]) for n in copies), 1e-6),
-        at_least("... while from He init the units differ (smallest difference between units, any seed)",
+        at_least("he-init-units-differ", "... while from He init the units differ (smallest difference between units, any seed)",
                  min(sym["relu + he"]["unit_spread"]), 0.1),
-        at_most("ReLU + zeros: the hidden weights never move (largest |W|, any seed)",
+        at_most("relu-zeros-never-moves", "ReLU + zeros: the hidden weights never move (largest |W|, any seed)",
                 max(move["relu + zeros"]), 0.0),
-        at_least("sigmoid + zeros: the hidden weights do get a gradient (largest move, least seed)",
+        at_least("sigmoid-zeros-gets-gradient", "sigmoid + zeros: the hidden weights do get a gradient (largest move, least seed)",
                  min(move["sigmoid + zeros"]), 1e-7),
-        at_most("... but barely move: a saddle it does not leave (largest move, any seed)",
+        at_most("sigmoid-zeros-barely-moves", "... but barely move: a saddle it does not leave (largest move, any seed)",
                 max(move["sigmoid + zeros"]), 1e-3),
-        at_least("ReLU + constant 0.01 learns, as copies: its hidden weights move >= 50x more than from zeros "
+        at_least("relu-constant-learns-as-copies", "ReLU + constant 0.01 learns, as copies: its hidden weights move >= 50x more than from zeros "
                  "(least constant seed / largest sigmoid-zeros seed)",
                  min(move["relu + constant 0.01"]) / max(move["sigmoid + zeros"]), 50),
-        at_least("a network of copies wastes its width: test accuracy below He's by >= 0.5 "
+        at_least("copies-waste-width", "a network of copies wastes its width: test accuracy below He's by >= 0.5 "
                  "(He - best copy, means)",
                  agg(results, "relu + he") - max(agg(results, n) for n in copies), 0.5),
     ]

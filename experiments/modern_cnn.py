@@ -1,50 +1,18 @@
 """Section 5: deeper "modern" CNNs: the book's DeepConvNet, batch norm, residual connections, depth.
 
-Phenomenon: stacking more 3x3 convolutions (VGG style) gives the best MNIST net of the book. Going
-much deeper, a plain stack is hard to train: at initialisation the gradient reaching the lower
-layers shrinks (no BN) or grows (BN) by orders of magnitude with depth. Residual blocks (He et al.
-2016) add each block's input back to its output, so the gradient has an identity path to every
-layer; with the last BN scale of each block initialised to zero, a deep residual net starts as a
-shallow one.
-
-Setup, part a (book): DeepConvNet conv3x3 16,16 -> pool -> 32,32 (the second with padding 2, as
-in the book) -> pool -> 64,64 -> pool -> affine 50 -> ReLU -> dropout 0.5 -> affine 10 -> dropout
-0.5; He init, Adam 0.001, batch 100, 20 epochs (12000 iterations) on all of MNIST. The same with
-BN after every conv and the hidden affine, and a residual version (a stem conv and one basic block
-per width: 9 convs) with BN. Part b (depth study): width 16 throughout; conv1 at 28x28, pool,
-conv2 at 14x14, pool, then depth - 2 convs at 7x7 (plain) or (depth - 2) / 2 basic blocks (two 3x3
-convs with BN, identity shortcut, ReLU after the addition, last BN scale zero at init); global
-average pooling, affine 10; He init, SGD lr 0.05 momentum 0.9, batch 100, test on 2000 images.
-Gradient flow at init (extras): the norm of dLoss/d(activation output) for each layer, one batch
-of 100 training images, the network in training mode; for residual nets the gradient at a block's
-middle activation is exactly zero at step 0 (its branch ends in a zero BN scale), so those points
-are left out and the block outputs compared. The body ratio is the gradient at the first 7x7 layer
-over the last.
-
-References: book DeepConvNet 0.9938 (20 epochs); course subset (5000/1000, 1000 iterations)
-0.973-0.979. Measured here with plain PyTorch (the issue), 600 iterations: plain without BN 0.117
-at 9 and 33 layers; plain with BN 0.92-0.96 (9), 0.94-0.95 (33); residual 0.82-0.93 (9),
-0.94-0.96 (33).
-
-Measured (cpu preset, 2 seeds, CPU, 2 workers, on the 2-core development machine: 76 min, with
-other jobs sharing the cores): DeepConvNet 0.989 ± 0.001, + BN 0.990 ± 0.002, residual + BN
-0.990 ± 0.000 after 3000 iterations. DeepConvNet alone over 10 seeds (`repro sweep`, 590 s a trial
-with both cores busy and nothing else running): 0.9904 ± 0.0011, worst 0.9887, best 0.9917, i.e.
-0.0034 below the book's 20 epochs on average; the cpu preset's bound (0.988) is about half a point below
-the book, just under the worst seed. One step, one core, idle: DeepConvNet 156 ms, + BN 170 ms,
-residual + BN 235 ms.
-
-Depth study over 10 seeds (the cpu and full settings: 600 iterations, lr 0.05; run with `repro
-sweep` on the same configs, whose seeds 0 and 1 repeat the experiment's to the last digit): plain
-without BN stays at 0.117 (the share of 1s among the test images: one answer for all) at 34 layers
-in every seed, and at 10 layers trains in only 5 of 10 seeds (0.89-0.94, else 0.117). Plain + BN
-0.968 ± 0.009 at 10 layers, 0.897 ± 0.027 at 34: worse at 34 in every seed, by 0.045-0.102. Residual
-+ BN 0.957 ± 0.014 and 0.947 ± 0.035: it loses 0.010 on average (-0.041 to +0.088). So the residual
-net's advantage comes with depth: at 34 layers it is ahead of plain + BN by 0.050 on average (in 9
-of 10 seeds; -0.028 to +0.116), at 10 layers behind by 0.011. Each comparison of two-seed means
-(what the cpu preset states) fails for 1 of the 45 pairs of these seeds. At init (10 seeds) the
-34-layer body ratio is 0.16 for plain (0.06-0.40), 159 for plain + BN (118-210) and 0.84 for
-residual + BN (0.79-0.90; 0.85 at 10 layers).
+Shows: more 3x3 convolutions (VGG style) give the book's best MNIST net; much deeper, a plain stack
+is hard to train (at init the gradient reaching the lower layers shrinks without BN, grows with it);
+residual blocks (He et al. 2016) give it an identity path, and a zero last BN scale per block
+starts a deep residual net as a shallow one.
+Setup (a, book): DeepConvNet 16,16 -> pool -> 32,32 (pad 2) -> pool -> 64,64 -> pool -> affine 50
+-> dropout 0.5 -> affine 10 -> dropout 0.5, He, Adam 0.001, batch 100, 20 epochs = 12000 iterations
+(cpu preset 3000), all of MNIST; also + BN, and residual + BN (one basic block per width). (b) Depth
+study, 10 and 34 layers of width 16: two stem convs, then plain convs or basic blocks at 7x7, global
+average pool; plain, plain + BN, residual + BN, SGD 0.05 momentum 0.9, 600 iterations, test on 2000
+images; gradient per layer at init, body ratio = the first 7x7 layer's over the last's.
+Reference: the book's DeepConvNet (ch08/train_deepnet.py), test accuracy 0.9938 after 20 epochs.
+Runtime: cpu preset (2 seeds) 76 min on the 2-core dev machine, other jobs sharing it; full: a GPU.
+Findings and how they were measured: docs/FINDINGS.md#modern_cnn
 """
 from __future__ import annotations
 
@@ -55,11 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from repro import figures
-from repro.claims import Claim, at_least, at_most, between, is_true
-from repro.config import TrialConfig
 from repro.data import load
+from repro.experiment import (DEEP_CONVNET, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most, between,
+                              is_true)
 from repro.nets import activation_layers, build_model
-from repro.runner import Reference, Variant, agg
 from repro.train import seeded_generators
 
 TITLE = "Section 5: DeepConvNet, batch norm, residual networks, depth"
@@ -81,9 +48,6 @@ PRESETS = {
               "compare_depth": False},
 }
 
-DEEP_CONVNET = TrialConfig(model="cnn", conv=("16", "16", "pool", "32", "32p2", "pool", "64", "64", "pool"),
-                           widths=(50,), activation="relu", init="he", dropout=0.5, output_dropout=0.5,
-                           optimizer="adam", lr=0.001, batch_size=100)
 BOOK_VARIANTS = {
     "DeepConvNet (book)": DEEP_CONVNET,
     "DeepConvNet + BN": DEEP_CONVNET.replace(batchnorm=True),
@@ -208,15 +172,15 @@ def claims(results: dict) -> list[Claim]:
     acc = {(f, d): agg(results, depth_name(f, d)) for f in FAMILIES for d in p["depths"]}
     trained = min(acc["plain + BN", deep], acc["residual + BN", deep])
     out = [
-        at_least(f"DeepConvNet (book setup): test accuracy after {p['iters']} iterations (mean over seeds)",
+        at_least("deepconvnet-book-accuracy", f"DeepConvNet (book setup): test accuracy after {p['iters']} iterations (mean over seeds)",
                  agg(results, "DeepConvNet (book)"), p["min_acc"]),
-        between("at init, residual + BN passes the gradient through depth unchanged: body first/last gradient "
+        between("residual-bn-passes-gradient", "at init, residual + BN passes the gradient through depth unchanged: body first/last gradient "
                 "ratio at every depth (worst, geometric mean over seeds)", residual_worst, 0.5, 2.0),
-        at_least(f"at init, plain + BN: the gradient grows towards the input (body first/last ratio at {deep} "
+        at_least("plain-bn-gradient-grows", f"at init, plain + BN: the gradient grows towards the input (body first/last ratio at {deep} "
                  "layers)", ratio["plain + BN", deep], 5.0, f"{shallow} layers: {ratio['plain + BN', shallow]:.3g}"),
-        at_most(f"at init, plain without BN: the gradient shrinks towards the input (body first/last ratio at "
+        at_most("plain-gradient-shrinks", f"at init, plain without BN: the gradient shrinks towards the input (body first/last ratio at "
                 f"{deep} layers)", ratio["plain", deep], 0.8, f"{shallow} layers: {ratio['plain', shallow]:.3g}"),
-        is_true(f"without BN the plain net does not train at {deep} layers (lr {p['depth_lr']}, {p['depth_iters']} "
+        is_true("plain-deep-does-not-train", f"without BN the plain net does not train at {deep} layers (lr {p['depth_lr']}, {p['depth_iters']} "
                 "iterations: test accuracy <= 0.25) where plain + BN and residual + BN do (lower of the two minus "
                 "plain >= 0.25)", acc["plain", deep] <= 0.25 and trained - acc["plain", deep] >= 0.25,
                 trained - acc["plain", deep], f"plain {acc['plain', deep]:.3f}, plain + BN "
@@ -226,10 +190,10 @@ def claims(results: dict) -> list[Claim]:
         loss_bn = acc["plain + BN", shallow] - acc["plain + BN", deep]
         loss_res = acc["residual + BN", shallow] - acc["residual + BN", deep]
         out += [
-            at_least(f"going from {shallow} to {deep} layers costs plain + BN more test accuracy than residual + BN "
+            at_least("depth-costs-plain-bn-more", f"going from {shallow} to {deep} layers costs plain + BN more test accuracy than residual + BN "
                      "(difference of the two drops)", loss_bn - loss_res, 0.0,
                      f"plain + BN drops {loss_bn:+.3f}, residual + BN {loss_res:+.3f}"),
-            at_least(f"at {deep} layers residual + BN is ahead of plain + BN after {p['depth_iters']} iterations "
+            at_least("residual-bn-ahead-when-deep", f"at {deep} layers residual + BN is ahead of plain + BN after {p['depth_iters']} iterations "
                      "(difference of mean test accuracy)", acc["residual + BN", deep] - acc["plain + BN", deep], 0.0),
         ]
     return out

@@ -1,80 +1,18 @@
 """Section 2: optimisers, learning-rate sensitivity and learning-rate decay.
 
-Phenomenon: plain SGD takes the gradient's step as it is, so on a long narrow valley it zig-zags
-across and crawls along. Momentum (and Nesterov's look-ahead) averages steps; AdaGrad, RMSProp and
-Adam scale each coordinate by its gradient history. A rate too large diverges; one too small does
-not get anywhere; a large rate decayed over training ends lower than either held constant.
-
-Setup, all on torch.optim (repro/optim.py; never a hand-written update):
-- 2-D: f(x, y) = x^2/20 + y^2 from (-7, 2), 30 steps, on a float64 2-element tensor. Book rates:
-  SGD 0.95, Momentum 0.1 (m 0.9), AdaGrad 1.5, Adam 0.3; ours: Nesterov 0.1 (m 0.9, the Momentum
-  rate, so only the look-ahead differs) and RMSProp 0.1 (alpha 0.99: its first step moves each
-  coordinate by lr / sqrt(1 - alpha) = 1). At RMSProp 0.2 and 0.3 it ends nearer the minimum than
-  AdaGrad, so "AdaGrad ends nearest" is judged among the book's four, as the book drew it.
-- Book MNIST: 4 hidden layers of 100 ReLU, He, batch 128, 2000 iterations; SGD, Momentum, Nesterov,
-  AdaGrad, RMSProp 0.01 (alpha 0.99), Adam 0.001. Batch order and initial weights depend on the
-  seed only: every optimiser sees the same batches from the same start. Two loss statistics:
-  the book's (post_update_loss: each 100th step, the loss on that step's batch recomputed after
-  its update; the mean of steps 1000, 1100, ..., 1900), compared with the book's figures; and ours
-  (late_loss: the mean batch loss before each update over steps 1000-2000), which the claims use.
-  For the adaptive optimisers the first is far lower: the step fits the batch it was computed on.
-- Course MNIST: 784-40-20-10 sigmoid, N(0, 0.01), batch 100, 1000 iterations; final test accuracy,
-  also at lr 0.1 for RMSProp and Adam, where the course reports that they diverge.
-- Learning-rate grid (book network, 2000 iterations): SGD and Adam at half-decade rates 1e-4..1.
-  A trial "diverges" when its loss goes NaN/inf (repro/train.py stops it at that step) or blows up
-  above its start: a batch loss over 10x the first batch's (the loss before any update), at that
-  step. Not "final loss above the start": a rate too large kills the ReLUs and leaves the network
-  at chance, 2.31-2.36, while He init starts at 2.32-2.58 depending on the seed, so Adam at 1.0
-  (batch loss 4e6-2e7 at step 2) ends above its start in only 1 of 10 seeds (quick preset).
-- Decay (book network but batch 32, 2000 iterations): SGD from 0.2 with cosine decay to 0, against
-  0.2 and 0.01 held constant, judged on the final loss over all 60000 training images. Decay pays
-  where the constant rate sits at its noise floor. At batch 128 it does not yet after 2000
-  iterations: from 0.3 (REFERENCES.md's probe) cosine ended level with the constant rate (0.057 vs
-  0.054, one seed), from 0.5 ahead by 0.003-0.031 (4 seeds) while the constant rate's loss was
-  still falling. A quarter of the batch gives each step four times the gradient noise: constant
-  0.2 stops improving after about 1000 iterations and wanders, which the decay removes.
-
-References (book, its statistic, one run): SGD 0.249, Momentum 0.095, Adam 0.048, AdaGrad 0.036;
-none for Nesterov and RMSProp. Course (final test accuracy): SGD 0.01 0.11, Momentum 0.01 0.10,
-Momentum 0.3 0.93, AdaGrad 0.1 0.92-0.94, RMSProp 0.01 0.94, Adam 0.01 0.943-0.948; RMSProp and
-Adam at 0.1 "diverge (about 0.10)".
-
-Measured (full preset, 3 seeds; the book's statistic per seed in the run's first table):
-SGD 0.232 (0.215-0.243), Momentum 0.082 (0.071-0.091), Nesterov 0.069, AdaGrad 0.039
-(0.037-0.043), RMSProp 0.099 (0.072-0.137), Adam 0.049 (0.047-0.053). Our late loss: SGD 0.256,
-Momentum 0.094, Nesterov 0.090, AdaGrad 0.071, RMSProp 0.188, Adam 0.067 (SGD / the best of
-Momentum, AdaGrad, Adam: 2.72x). Course: 0.113, 0.113, 0.930, 0.937, 0.938, 0.945; at lr 0.1
-RMSProp 0.62-0.83, Adam 0.10-0.65. Grid: SGD's final loss falls with the rate up to 0.3 (0.054)
-and is NaN at 1; Adam's is lowest at 1e-3 (0.045), overshoots and recovers at 0.03, and blows up
-from 0.1. Decay: cosine 0.113 ± 0.010, constant 0.2 0.143 ± 0.023, constant 0.01 0.241 ± 0.004.
-
-Against the book, measured. (1) Compared on its own statistic, AdaGrad and Adam sit at the
-book's figures (0.039 and 0.049 against 0.036 and 0.048); compared on our late loss they had
-looked twice as high (0.071 and 0.067): the gap was the statistic, not the optimisers. Over 5
-seeds (`repro sweep`, results/sweeps/book-*.json) the book's single run lies inside our seed
-range for SGD (0.215-0.253), Momentum (0.071-0.099) and Adam (0.047-0.069), and 0.001 below it for
-AdaGrad (0.037-0.048; 1.3 sd below our mean): where one unseeded run can land. With 3 seeds the
-report marks SGD and Momentum "below" and AdaGrad "above": the seed ranges do not reach the
-figure, by 0.006, 0.004 and 0.001. (2) The update rules: tests/test_optimizer_oracle.py runs the
-book's NumPy rules (eps 1e-7) against torch.optim with eps 1e-7 in float64 on this network:
-SGD, Momentum and AdaGrad agree to 4e-14 of the distance travelled; the book's Adam equals
-torch's with eps / sqrt(1 - beta2^t) in place of eps, which moved some weights by up to 8% of the
-largest travel in 60 steps, yet over 2000 iterations the book's figure came out 0.0487, 0.0564,
-0.0547 with the book's Adam against 0.0494, 0.0507, 0.0565 with torch's placement (3 seeds,
-`python tests/test_optimizer_oracle.py`): no systematic difference. eps itself (torch's default
-against the book's 1e-7, 5 seeds, results/sweeps/book-eps-*.json): AdaGrad 0.0419 and 0.0423,
-Adam 0.0548 and 0.0538, RMSProp 0.106 and 0.086 (RMSProp's seeds scatter by 0.02-0.03).
-(3) Course at lr 0.1 (10 seeds, results/sweeps/course-lr0.1.json): the outcome splits by seed.
-Some seeds stay at chance to the end: Adam 3 of 10 with torch's eps (0.096-0.103) and 5 of 10 with
-the course's 1e-7 (0.096-0.113), RMSProp none with torch's eps (0.43-0.83) and 2 of 10 with 1e-7;
-the others end at 0.15-0.89. The first step moves every weight by about lr / sqrt(1 - alpha) = 1.0
-(RMSProp) or lr = 0.1 (Adam); why one seed recovers and another does not is unexplained. The
-course's single run at 0.10 is one of the outcomes seen here, not the only one.
-
-Runtime on the 2-core development machine (AMD EPYC VM): full preset 257 s for 93 trials (2 workers,
-idle, an earlier day); 148 s for 99 trials on 2026-12-02. The book-network trials dominate: 66 of 2000 steps at
-~3 ms a step (python -m repro bench; a plain torch loop here takes 2.6 ms, so the 3-minute target
-set for a 1.1 ms step is out of reach on this machine without dropping trials).
+Shows: SGD zig-zags across a narrow valley, Momentum/Nesterov average steps, AdaGrad/RMSProp/Adam
+scale them per coordinate; too large a rate fails, too small crawls, and a decayed one ends lowest.
+Setup (torch.optim only): 2-D x^2/20 + y^2 from (-7, 2), 30 steps, the book's rates. Book MNIST:
+4 x 100 ReLU, He, batch 128, 2000 iterations, same start and batches for all. Course: 784-40-20-10
+sigmoid, N(0, 0.01), batch 100, 1000 iterations. Grid: SGD, Adam at half-decades 1e-4..1. Decay:
+SGD, batch 32, cosine from 0.2 vs constant 0.2 and 0.01, loss on all 60000 training images.
+"diverged": loss NaN/inf (the engine stops the trial; repro/train.py); "blew up": a batch loss
+above BLOW_UP = 10x the first batch's, still finite. post_update_loss (the book's): batch loss
+after the update, steps 1000, 1100, ..., 1900; late_loss (the claims'): before it, 2nd half.
+Reference: book (ch06/optimizer_compare_mnist.py, post_update_loss, one run) SGD 0.249, Momentum
+0.095, Adam 0.048, AdaGrad 0.036; course: final test accuracy (REFERENCES.md), lr 0.1 "diverge".
+Runtime: full preset (3 seeds, 99 trials) 148 s on the 2-core dev machine (2026-12-02).
+Findings and how they were measured: docs/FINDINGS.md#optimizers
 """
 from __future__ import annotations
 
@@ -84,10 +22,9 @@ import numpy as np
 import torch
 
 from repro import figures
-from repro.claims import Claim, at_least, at_most, is_true
-from repro.config import TrialConfig
+from repro.experiment import (BOOK_NET, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most, blows_up_at,
+                              book_loss_reference, diverged, is_true, md_table, mean_of, per_seed_table, seed_curve)
 from repro.optim import build_optimizer, make_scheduler
-from repro.runner import Reference, Variant, agg, book_loss_reference, per_seed_table, stats
 
 TITLE = "Section 2: optimisers (SGD ... Adam), learning-rate sensitivity, decay"
 
@@ -102,7 +39,7 @@ PRESETS = {
 }
 
 # post_loss_every: the loss the book prints (after the update, on the step's batch) every 100 steps
-BOOK = TrialConfig(widths=(100,) * 4, activation="relu", init="he", batch_size=128, post_loss_every=100)
+BOOK = BOOK_NET.replace(post_loss_every=100)
 BOOK_RUNS = [  # optimiser, lr, the book's figure (None: the book has no such run)
     ("sgd", 0.01, 0.249), ("momentum", 0.01, 0.095), ("nesterov", 0.01, None), ("adagrad", 0.01, 0.036),
     ("rmsprop", 0.01, None), ("adam", 0.001, 0.048)]
@@ -118,7 +55,7 @@ START, STEPS = (-7.0, 2.0), 30
 # A blow-up, not an overshoot: runs that trained normally never came above 1.21x their start (10 seeds,
 # quick preset); Adam 0.03 and SGD 0.3 overshoot to 1.7-5.5x in their first steps and then train to
 # 0.94-0.97 test accuracy; Adam at 0.1 and above reaches 59x-9e6x within 2 steps.
-DIVERGED_ABOVE_START = 10.0
+BLOW_UP = 10.0
 
 
 def book_name(optimizer: str, lr: float) -> str:
@@ -177,16 +114,15 @@ def sign_changes(values) -> int:
     return sum((a < 0) != (b < 0) for a, b in zip(values, values[1:]))
 
 
-# ---- divergence, as this experiment classifies it ----
+# ---- a rate too large: diverged (the engine's rule), or blown up while still finite ----
 
 def divergence(trial: dict) -> tuple[str, int | None]:
-    """("nan", step) as repro/train.py stopped it; ("above start", step) at the first step whose batch
-    loss exceeds DIVERGED_ABOVE_START x the first batch's (the loss before any update); else ("ok", None)."""
-    if trial["status"] == "diverged":
-        return "nan", trial["diverged_at"]
-    losses = trial["batch_loss"]
-    limit = DIVERGED_ABOVE_START * losses[0]
-    return next((("above start", step) for step, loss in enumerate(losses, 1) if loss > limit), ("ok", None))
+    """("diverged", step) where the engine stopped the trial at a NaN/inf loss; ("blew up", step) at
+    the first step whose batch loss exceeds BLOW_UP x the first batch's; else ("ok", None)."""
+    if diverged(trial):
+        return "diverged", trial["diverged_at"]
+    step = blows_up_at(trial, BLOW_UP)
+    return ("blew up", step) if step is not None else ("ok", None)
 
 
 def moving_average(values, window: int) -> np.ndarray:
@@ -217,7 +153,8 @@ def extras(p: dict, ctx) -> dict:
                    "course setup at lr 0.1 (the course: RMSProp and Adam diverge, about 0.10): final test accuracy "
                    "per seed": per_seed_table(ctx.trials, COURSE_TOO_LARGE, "final_test_acc", "course (one run)"),
                    "2-D valley f = x^2/20 + y^2 from (-7, 2), 30 steps": valley_table(valley_runs),
-                   "learning-rate grid (book network; diverged: loss NaN, or a batch loss above 10x the first)":
+                   f"learning-rate grid (book network; diverged: loss NaN/inf; blew up: a batch loss above "
+                   f"{BLOW_UP:g}x the first)":
                    grid_table(p, ctx.trials, grid)},
         "figures": {
             "2-D paths": figures.save(valley_figure(paths), out / "valley.png", ctx.logdir, "optimizers/valley"),
@@ -231,39 +168,29 @@ def extras(p: dict, ctx) -> dict:
 
 
 def valley_table(runs: dict) -> str:
-    rows = ["| optimiser | lr | final x | final y | f(final) | distance to (0, 0) | y sign changes |",
-            "|---|---|---|---|---|---|---|"]
-    for label, r in runs.items():
-        x, y = r["path"][-1]
-        rows.append(f"| {label} | {r['lr']:g} | {x:.4f} | {y:.4f} | {r['final_f']:.2e} | {r['distance']:.4f} "
-                    f"| {r['y_sign_changes']} of {STEPS} |")
-    return "\n".join(rows)
-
-
-def _mean(trials: list[dict], metric: str) -> float:
-    mean = stats([t["summary"][metric] for t in trials])["mean"]  # over the finite values
-    return float("nan") if mean is None else mean
+    rows = [[label, f"{r['lr']:g}", f"{r['path'][-1][0]:.4f}", f"{r['path'][-1][1]:.4f}", f"{r['final_f']:.2e}",
+             f"{r['distance']:.4f}", f"{r['y_sign_changes']} of {STEPS}"] for label, r in runs.items()]
+    return md_table(["optimiser", "lr", "final x", "final y", "f(final)", "distance to (0, 0)", "y sign changes"], rows)
 
 
 def _status(rows: list[tuple[str, int | None]]) -> str:
     bad = [(kind, step) for kind, step in rows if kind != "ok"]
     if not bad:
         return "ok"
-    kinds = sorted({kind for kind, _ in bad})
-    return f"{len(bad)}/{len(rows)} diverged ({', '.join(kinds)}; from step {min(s for _, s in bad)})"
+    kinds = " or ".join(sorted({kind for kind, _ in bad}))
+    return f"{len(bad)}/{len(rows)} {kinds} (from step {min(s for _, s in bad)})"
 
 
 def grid_table(p: dict, trials: dict, grid: dict) -> str:
-    rows = ["| lr | SGD final loss | SGD test acc | SGD | Adam final loss | Adam test acc | Adam |",
-            "|---|---|---|---|---|---|---|"]
+    rows = []
     for lr in p["grid"]:
-        cells = []
+        cells = [f"{lr:g}"]
         for opt in ("sgd", "adam"):
             runs = trials[book_name(opt, lr)]
-            cells += [f"{_mean(runs, 'final_train_loss'):.4f}", f"{_mean(runs, 'final_test_acc'):.3f}",
+            cells += [f"{mean_of(runs, 'final_train_loss'):.4f}", f"{mean_of(runs, 'final_test_acc'):.3f}",
                       _status(grid[opt][lr])]
-        rows.append(f"| {lr:g} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append(cells)
+    return md_table(["lr", "SGD final loss", "SGD test acc", "SGD", "Adam final loss", "Adam test acc", "Adam"], rows)
 
 
 def valley_figure(paths: dict):
@@ -291,10 +218,9 @@ def curves_figure(trials: dict):
                    title="book: 4 x 100 ReLU, He, batch 128\nline: before the update (mean of 50 steps)\n"
                          "dots: after it, on the same batch (the book's)")
     for opt, lr, _ in COURSE_RUNS:
-        runs = trials[f"course: {opt} {lr:g}"]
-        steps = [q["step"] for q in runs[0]["history"]]
-        acc = np.mean([[q["accuracy_test"] for q in t["history"]] for t in runs], 0)
-        axes[0][1].plot(steps, acc, "o-", ms=3, label=f"{opt} {lr:g}")
+        curve = seed_curve(trials[f"course: {opt} {lr:g}"], "accuracy_test")
+        if curve is not None:
+            axes[0][1].plot(curve[0], curve[1], "o-", ms=3, label=f"{opt} {lr:g}")
     axes[0][1].set(ylim=(0, 1), xlabel="iteration", ylabel="test accuracy (mean of seeds)",
                    title="course: 40-20 sigmoid, N(0, 0.01), batch 100")
     for ax in axes[0]:
@@ -306,13 +232,13 @@ def grid_figure(p: dict, trials: dict, grid: dict):
     fig, axes = figures.new(1, 2, size=(4.6, 3.6))
     for opt, colour in (("sgd", "C0"), ("adam", "C3")):
         for ax, metric in zip(axes[0], ("final_train_loss", "final_test_acc")):
-            values = [_mean(trials[book_name(opt, lr)], metric) for lr in p["grid"]]
+            values = [mean_of(trials[book_name(opt, lr)], metric) for lr in p["grid"]]
             ax.plot(p["grid"], values, "o-", color=colour, label=opt)
             bad = [lr for lr in p["grid"] if any(kind != "ok" for kind, _ in grid[opt][lr])]
             ax.plot(bad, [1.02 if metric == "final_test_acc" else 20.0] * len(bad), "x", color=colour, ms=9)
     axes[0][0].axhline(math.log(10), color="0.5", ls="--", lw=1)
     axes[0][0].set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final loss (10000 training images)",
-                   title="x: diverged (NaN, or a batch loss > 10x the first)")
+                   title=f"x: diverged (NaN) or blew up (a batch loss > {BLOW_UP:g}x the first)")
     axes[0][1].set(xscale="log", ylim=(0, 1.05), xlabel="learning rate", ylabel="final test accuracy")
     axes[0][0].legend()
     return fig
@@ -327,9 +253,8 @@ def decay_figure(p: dict, trials: dict):
             continue
         smooth = moving_average(np.mean([t["batch_loss"] for t in runs], 0), 50)
         axes[0][0].plot(np.arange(len(smooth)) + 50, smooth, color=f"C{k}", lw=0.8, alpha=0.5)
-        steps = [q["step"] for q in runs[0]["history"]]
-        axes[0][0].plot(steps, np.mean([[q["loss_train"] for q in t["history"]] for t in runs], 0), "o-",
-                        color=f"C{k}", label=name)
+        steps, loss, _, _ = seed_curve(runs, "loss_train")
+        axes[0][0].plot(steps, loss, "o-", color=f"C{k}", label=name)
     axes[0][0].set(yscale="log", xlabel="iteration", ylabel="loss: 60000 training images (o), batches (line)",
                    title=f"SGD, book network, batch {p['decay_batch']}, mean of seeds")
     axes[0][1].set(yscale="log", xlabel="iteration", ylabel="learning rate")
@@ -366,34 +291,34 @@ def claims(results: dict) -> list[Claim]:
              for name in final}
     wins = sum(c < min(a, b) for c, a, b in zip(seeds[cosine], seeds[large], seeds[small]))
     return [
-        is_true("book: SGD has the highest late loss of the six optimisers (its margin over the next)",
+        is_true("book-sgd-highest-late-loss", "book: SGD has the highest late loss of the six optimisers (its margin over the next)",
                 late["sgd"] == max(late.values()), late["sgd"] - max(v for o, v in late.items() if o != "sgd"),
                 "mean batch loss over the second half of training, mean of seeds"),
-        at_least("book: SGD's late loss is at least 2.5x that of each of Momentum, AdaGrad and Adam (smallest ratio)",
+        at_least("book-sgd-late-loss-ratio", "book: SGD's late loss is at least 2.5x that of each of Momentum, AdaGrad and Adam (smallest ratio)",
                  ratio, 2.5, f"over iterations {p['book_iters'] // 2}-{p['book_iters']} (the book's: 1000-2000); "
                  "the book's own figures give 2.6x (Momentum) to 6.9x (AdaGrad)"),
-        at_most("course: SGD 0.01 and Momentum 0.01 stay stuck below 0.2 test accuracy (the higher)",
+        at_most("course-sgd-momentum-stuck", "course: SGD 0.01 and Momentum 0.01 stay stuck below 0.2 test accuracy (the higher)",
                 max(course["sgd 0.01"], course["momentum 0.01"]), 0.2),
-        at_least("course: RMSProp 0.01 and Adam 0.01 exceed 0.9 test accuracy (the lower)",
+        at_least("course-rmsprop-adam-learn", "course: RMSProp 0.01 and Adam 0.01 exceed 0.9 test accuracy (the lower)",
                  min(course["rmsprop 0.01"], course["adam 0.01"]), 0.9),
-        # lr 0.1, 10 seeds (repro sweep, see the docstring): RMSProp 0.433-0.832, Adam 0.096-0.885; the
+        # lr 0.1, 10 seeds (repro sweep, docs/FINDINGS.md#optimizers): RMSProp 0.433-0.832, Adam 0.096-0.885; the
         # worst two-seed means (the best two seeds) against the full run's lr 0.01 means (0.938, 0.945)
         # leave gaps of 0.109 and 0.078; measured: full (3 seeds) 0.178
-        at_least("course: at lr 0.1 RMSProp and Adam end below their lr 0.01 runs (the smaller gap of the means)",
+        at_least("course-lr0.1-below-lr0.01", "course: at lr 0.1 RMSProp and Adam end below their lr 0.01 runs (the smaller gap of the means)",
                  min(course["rmsprop 0.01"] - course["rmsprop 0.1"], course["adam 0.01"] - course["adam 0.1"]), 0.03,
                  "the course: they diverge (about 0.10); here some seeds stay at chance and the others recover"),
-        is_true(f"2-D: SGD's y changes sign at every one of its {STEPS} steps (sign changes)",
+        is_true("valley-sgd-zigzags", f"2-D: SGD's y changes sign at every one of its {STEPS} steps (sign changes)",
                 valley_runs["SGD"]["y_sign_changes"] == STEPS, valley_runs["SGD"]["y_sign_changes"]),
-        is_true("2-D: of the book's four, AdaGrad ends nearest the minimum (runner-up's distance / AdaGrad's)",
+        is_true("valley-adagrad-nearest", "2-D: of the book's four, AdaGrad ends nearest the minimum (runner-up's distance / AdaGrad's)",
                 distance["AdaGrad"] < runner_up, runner_up / distance["AdaGrad"],
                 f"RMSProp (ours, lr {valley_runs['RMSProp']['lr']:g}) ends at distance "
                 f"{valley_runs['RMSProp']['distance']:.3g}; at lr 0.2 and 0.3 it ends nearer than AdaGrad"),
-        is_true(f"too large a rate: Adam at lr {top:g} diverges in every seed (share of seeds)",
+        is_true("rate-too-large-adam", f"too large a rate: Adam at lr {top:g} diverges or blows up in every seed (share of seeds)",
                 all(kind != "ok" for kind, _ in adam_top), sum(kind != "ok" for kind, _ in adam_top) / len(adam_top),
-                f"diverged: loss NaN/inf, or a batch loss above {DIVERGED_ABOVE_START:g}x the first (before any step)"),
-        at_least(f"too small a rate: SGD at lr {bottom:g} stays above loss 2.0 (final, mean of seeds)",
+                f"diverged: loss NaN/inf; blew up: a batch loss above {BLOW_UP:g}x the first (before any step)"),
+        at_least("rate-too-small-sgd", f"too small a rate: SGD at lr {bottom:g} stays above loss 2.0 (final, mean of seeds)",
                  agg(results, book_name("sgd", bottom), "final_train_loss"), 2.0),
-        is_true(f"decay: cosine from {p['decay_lr']:g} ends below both constant rates (best constant - decayed)",
+        is_true("decay-beats-constant", f"decay: cosine from {p['decay_lr']:g} ends below both constant rates (best constant - decayed)",
                 final[cosine] < min(final[large], final[small]), min(final[large], final[small]) - final[cosine],
                 f"loss on all 60000 training images; below both in {wins} of {len(seeds[cosine])} seeds"),
     ]

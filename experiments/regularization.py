@@ -1,71 +1,25 @@
 """Section 3: overfitting, and its remedies L1, L2 (weight decay) and dropout, at two scales.
 
-Phenomenon: a network with many more parameters than training images memorises them: train
-accuracy reaches 100% while test accuracy stays far below (overfitting = the train and test
-curves part). Regularisation restricts the network's freedom: L2 adds 0.5*lambda*sum W^2 to the
-loss (gradient lambda*W: every weight shrinks in proportion), L1 adds lambda*sum |W| (gradient
-lambda*sign(W): every weight is pulled towards 0 by the same amount, so many end at or near 0),
-dropout zeroes a random share p of the hidden units at every step.
-
-Setup.
-- Book: the first 300 training images, 6 hidden layers of 100 ReLU, He, SGD lr 0.01, batch 100
-  (an epoch is 3 iterations), 900 iterations = 300 epochs; train accuracy on the 300, test
-  accuracy on all 10 000. Variants: none, L2 0.1, L1 0.005 (subgradient; and as a proximal step),
-  the course's L1 0.005 at lr 0.1, dropout 0.15 / 0.2 / 0.3, dropout 0.2 + L1 0.005; and sweeps of
-  lambda (L2, L1) and of p (dropout). Curves are evaluated every 5 epochs: one pass over the 10 000
-  test images cost as much CPU as 13 training steps here (63 vs 4.9 ms), so evaluating every epoch
-  would cost four times the training itself; sweep-only variants are evaluated every 30 epochs.
-- Dropout paper, small: the first 5000 images, 784-1024-1024-10 ReLU, He, SGD lr 0.01 with
-  momentum 0.9, batch 100, 1500 iterations: none, dropout 0.5 on hidden units + 0.2 on the input,
-  L2 1e-3 and 1e-2.
-- L2 is torch.optim's weight_decay on a parameter group holding the weight matrices only (biases
-  excluded; repro/optim.py): it adds lambda*W to the gradient, the gradient of 0.5*lambda*sum W^2.
-  L1 is an explicit penalty lambda*sum |W| whose autograd gradient is lambda*sign(W) (0 at exactly
-  0), or the proximal step: soft-thresholding by lr*lambda after each optimiser step, which sets
-  every weight within lr*lambda of 0 to exactly 0. Dropout is nn.Dropout (inverted: survivors are
-  scaled by 1/(1-p) in training, nothing at test time). The recorded train loss is the data loss.
-
-References (REFERENCES.md; book unless noted): none 1.00 / 0.75-0.77; L2 0.1 0.87-0.93 /
-0.67-0.72; dropout 0.2 after 301 epochs 0.67 / 0.55 (0.92 / 0.72 after 601); dropout 0.15 (course,
-1000 iterations) test 0.69-0.75; L1 0.005 at lr 0.1 (course) test 0.39-0.71, unstable. The book's
-dropout is not inverted: survivors are not scaled up in training, every unit is scaled by 1-p at
-test time instead; that is (1-p) times nn.Dropout in both modes, so the signal shrinks by 1-p per
-layer (0.8^6 = 0.26 over six layers at p 0.2). The full preset runs the book's and the course's
-dropout figures with the book's dropout (dropout_scaling=book) and their lengths (301 and 601
-epochs, 1000 iterations); the nn.Dropout rows of the same p are shown beside the figures without a
-verdict. Measured (3 seeds, train / test): dropout 0.2, 301 epochs 0.53-0.63 / 0.41-0.50 (book
-0.67 / 0.55; nn.Dropout 0.95-0.98 / 0.70-0.75); 601 epochs 0.94-0.97 / 0.69-0.72 (book 0.92 /
-0.72); dropout 0.15, 1000 iterations, test 0.68-0.71 (course 0.69-0.75; nn.Dropout at 900
-iterations 0.745-0.774). So the convention explains most of the gap; what remains at 301 epochs
-(our best seed 0.05 below the book's test figure) is unexplained. The dropout-paper and L1 at lr
-0.01 figures are ours (a plain torch loop here, 3 seeds): no published figure, no verdict.
-
-Measured (full preset, 3 seeds; train / test). Book: none 1.000 / 0.763 (gap 0.237); L2 0.1
-0.866 / 0.689 (gap 0.177); L2 0.2 and 0.3 stop learning (train 0.13-0.17); L1 0.005 0.997 / 0.774,
-L1 0.01 0.872 / 0.702, L1 0.02 stops learning; L1 0.005 at lr 0.1 ends at test 0.52-0.73 across
-seeds (unstable, as in the course); dropout 0.1-0.15 change nothing (train 1.00, test 0.757-0.769),
-0.2 0.962 / 0.725, 0.3 0.659 / 0.533 (gap 0.126), 0.4-0.5 barely learn in 300 epochs. So in the
-book's tiny setting every "narrower gap" comes with a lower train accuracy and an equal or lower
-test accuracy: regularisation slows the fit; the best test accuracy of any strength (L2 0.03, L1
-0.002: 0.775) is within one seed sd of none's. Dropout paper: none 1.000 / 0.936; dropout 0.988 /
-0.947 (+1.1 points); L2 1e-3 0.937 (no change); L2 1e-2 0.970 / 0.928 (worse). First layer: L1
-leaves 62% of the weights below 1e-3 against 3.7% with L2 and 1.6% with none, but none exactly 0
-(the subgradient steps them across 0 by lr*lambda = 5e-5); the proximal step makes 57% exactly 0,
-at the same accuracy. 238 of the 784 pixels are 0 in all 300 images; their weights see only the
-penalty, which moves each by lr*lambda*iterations = 0.045 in all: under He init (sd 0.05) that
-reaches 0 for 63% of them, and 64% are near 0.
-
-Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset, 3 seeds, 72 trials in
-559 s (2 workers); the 12 dropout-paper trials (784-1024-1024-10, 1500 steps) are about half of it.
+Shows: a net with far more parameters than images memorises them (train 100%, test far below); L2
+shrinks weights in proportion, L1 pulls each to 0 by the same amount, dropout zeroes a share p.
+Setup (book): first 300 training images, 6 x 100 ReLU, He, SGD 0.01, batch 100, 900 iterations =
+300 epochs: none, L2 0.1, L1 0.005 (subgradient; proximal), L1 at lr 0.1, dropout, sweeps of lambda
+and p; the book's/course's dropout runs again with its non-inverted dropout (dropout_scaling=book).
+Paper-style: 5000 images, 784-1024-1024-10 ReLU, SGD 0.01 momentum 0.9, 1500 iterations: none,
+dropout 0.5 (+0.2 on the input), L2 1e-3 and 1e-2. L2 = weight_decay on weight matrices only.
+Reference (train / test; book ch06/overfit_*.py unless noted): none 1.00 / 0.75-0.77; L2 0.1
+0.87-0.93 / 0.67-0.72; dropout 0.2, 301 epochs 0.67 / 0.55, 601 epochs 0.92 / 0.72; course: dropout
+0.15 test 0.69-0.75, L1 0.005 at lr 0.1 test 0.39-0.71, unstable. Paper rows: no published figure.
+Runtime: full preset (81 trials) 523 s on the 2-core dev machine (2026-12-02).
+Findings and how they were measured: docs/FINDINGS.md#regularization
 """
 from __future__ import annotations
 
 import torch
 
 from repro import figures
-from repro.claims import Claim, at_least, at_most, is_true
-from repro.config import TrialConfig
-from repro.runner import Reference, Variant, agg, format_stats, stats
+from repro.experiment import (MEASURED_HERE, OVERFIT_300, Claim, Reference, TrialConfig, Variant, agg, at_least,
+                              at_most, format_stats, is_true, md_table, seed_curve, stats)
 
 TITLE = "Section 3: overfitting; L1, L2 (weight decay), dropout"
 
@@ -83,8 +37,7 @@ PRESETS = {
               "paper_train": 1000, "paper_widths": (512, 512), "paper_iters": 600, "paper_l2": ()},
 }
 
-BOOK = TrialConfig(train_size=300, widths=(100,) * 6, activation="relu", init="he", optimizer="sgd",
-                   lr=0.01, batch_size=100)
+BOOK = OVERFIT_300
 PAPER = TrialConfig(activation="relu", init="he", optimizer="momentum", lr=0.01, momentum=0.9, batch_size=100)
 L2, L1 = 0.1, 0.005              # the book's lambda; the course's L1 lambda
 NEAR_ZERO = 1e-3                 # |w| below this counts as "near zero"
@@ -94,7 +47,7 @@ HIST_VARIANTS = ("none", f"L2 {L2:g}", f"L1 {L1:g}", f"L1 {L1:g} proximal")
 PAPER_NONE, PAPER_DROPOUT = "paper: none", "paper: dropout 0.5 + input 0.2"
 BOOK_DROPOUT = (("dropout_scaling", "book"),)
 BOOK_REFS = {"none": (0.75, 0.77, "book"), "L2 0.1": (0.67, 0.72, "book"),
-             "L1 0.005": (0.77, 0.79, "measured here", "plain torch loop, 3 seeds"),
+             "L1 0.005": (0.77, 0.79, MEASURED_HERE, "plain torch loop, 3 seeds"),
              "L1 0.005, lr 0.1": (0.39, 0.71, "course", "unstable across runs"),
              "dropout 0.15": (0.69, 0.75, "course", "1000 iterations", "mnist", BOOK_DROPOUT + (("iters", 1000),)),
              "dropout 0.2": (0.55, 0.55, "book", "301 epochs", "mnist", BOOK_DROPOUT + (("iters", 903),)),
@@ -133,7 +86,7 @@ def variants(p: dict) -> list[Variant]:
     runs = {PAPER_NONE: {}, PAPER_DROPOUT: {"dropout": 0.5, "input_dropout": 0.2},
             **{f"paper: L2 {lam:g}": {"weight_decay": lam} for lam in p["paper_l2"]}}
     out += [Variant(name, paper.replace(**changes), "dropout paper",
-                    _ref(PAPER_REFS.get(name) + ("measured here",)) if name in PAPER_REFS else None)
+                    _ref(PAPER_REFS.get(name) + (MEASURED_HERE,)) if name in PAPER_REFS else None)
             for name, changes in runs.items()]
     return out
 
@@ -195,25 +148,16 @@ def _final(ctx, name: str, metric: str) -> dict:
 
 
 def gap_table(ctx) -> str:
-    lines = ["| variant | train | test | gap |", "|---|---|---|---|"]
-    for name in ctx.trials:
-        cells = [format_stats(_final(ctx, name, m)) for m in ("final_train_acc", "final_test_acc", "gap")]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[name] + [format_stats(_final(ctx, name, m)) for m in ("final_train_acc", "final_test_acc", "gap")]
+            for name in ctx.trials]
+    return md_table(["variant", "train", "test", "gap"], rows)
 
 
 def weights_table(weights: dict) -> str:
-    lines = [f"| variant | share abs(w) < {NEAR_ZERO:g} | share exactly 0 | abs(w) < {NEAR_ZERO:g}, always-0 pixels |",
-             "|---|---|---|---|"]
-    lines += [f"| {name} | {w['near_zero']:.3f} | {w['exact_zero']:.3f} | {w['dead_pixel_near_zero']:.3f} |"
-              for name, w in weights.items()]
-    return "\n".join(lines)
-
-
-def _mean_curve(trials: list[dict], field: str) -> tuple[list[int], list[float]]:
-    points = [[q for q in t["history"] if not q.get("diverged")] for t in trials]
-    n = min(len(q) for q in points)
-    return [q["step"] for q in points[0][:n]], [sum(q[i][field] for q in points) / len(points) for i in range(n)]
+    rows = [[name, f"{w['near_zero']:.3f}", f"{w['exact_zero']:.3f}", f"{w['dead_pixel_near_zero']:.3f}"]
+            for name, w in weights.items()]
+    return md_table(["variant", f"share abs(w) < {NEAR_ZERO:g}", "share exactly 0",
+                     f"abs(w) < {NEAR_ZERO:g}, always-0 pixels"], rows)
 
 
 def curves_figure(ctx, p: dict) -> str:
@@ -222,8 +166,9 @@ def curves_figure(ctx, p: dict) -> str:
     fig, axes = figures.new(-(-len(names) // cols), cols, size=(3.0, 2.4), sharey=True)
     for ax, name in zip(axes.flat, names):
         for field, style in (("accuracy_train", "--"), ("accuracy_test", "-")):
-            steps, acc = _mean_curve(ctx.trials[name], field)
-            ax.plot([s * BOOK.batch_size / BOOK.train_size for s in steps], acc, style, label=field.split("_")[1])
+            curve = seed_curve(ctx.trials[name], field)
+            if curve is not None:
+                ax.plot(curve[0] * BOOK.batch_size / BOOK.train_size, curve[1], style, label=field.split("_")[1])
         ax.set(title=name, xlabel="epoch", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
@@ -252,8 +197,9 @@ def paper_figure(ctx) -> str:
     fig, axes = figures.new(1, 1, size=(4.8, 3.2))
     ax = axes[0, 0]
     for name, trials in ctx.trials.items():
-        if name.startswith("paper"):
-            ax.plot(*_mean_curve(trials, "accuracy_test"), label=name.removeprefix("paper: "))
+        curve = seed_curve(trials, "accuracy_test") if name.startswith("paper") else None
+        if curve is not None:
+            ax.plot(curve[0], curve[1], label=name.removeprefix("paper: "))
     ax.set(xlabel="step", ylabel="test accuracy (mean over seeds)", title="dropout-paper setting, small")
     ax.set_ylim(bottom=0.8)
     ax.grid(alpha=0.3)
@@ -292,21 +238,21 @@ def claims(results: dict) -> list[Claim]:
     l1, l2w, prox = w[f"L1 {L1:g}"], w[l2], w[f"L1 {L1:g} proximal"]
     subgradient_zeros = max(w[n]["exact_zero"] for n in ("none", l2, f"L1 {L1:g}"))
     return [
-        at_least("book, none: the 300 training images are memorised (train accuracy)",
+        at_least("book-memorises", "book, none: the 300 training images are memorised (train accuracy)",
                  agg(results, "none", "final_train_acc"), 0.99),
-        at_least("book, none: test accuracy stays far below (gap train - test)", gap["none"], 0.2),
-        at_most(f"book, L2 {L2:g}: train accuracy no longer reaches 100%", agg(results, l2, "final_train_acc"), 0.97),
-        is_true(f"book, L2 {L2:g} narrows the gap (none's gap minus L2's)", gap[l2] < gap["none"],
+        at_least("book-gap-large", "book, none: test accuracy stays far below (gap train - test)", gap["none"], 0.2),
+        at_most("l2-train-below-100", f"book, L2 {L2:g}: train accuracy no longer reaches 100%", agg(results, l2, "final_train_acc"), 0.97),
+        is_true("l2-narrows-gap", f"book, L2 {L2:g} narrows the gap (none's gap minus L2's)", gap[l2] < gap["none"],
                 gap["none"] - gap[l2]),
-        at_least(f"book: dropout at some p narrows the gap by >= {NARROWS:g}", narrowing.get(chosen, float("nan")),
+        at_least("dropout-narrows-gap", f"book: dropout at some p narrows the gap by >= {NARROWS:g}", narrowing.get(chosen, float("nan")),
                  NARROWS, f"p = {chosen}, the mildest that does, among p with train accuracy >= {LEARNS:g}"),
-        at_most("book: ... by slowing the fit, not by raising test accuracy (that p's test accuracy minus none's)",
+        at_most("dropout-slows-fit", "book: ... by slowing the fit, not by raising test accuracy (that p's test accuracy minus none's)",
                 test_change, 0.0, f"p = {chosen}"),
-        at_least("dropout paper: dropout raises test accuracy over none (difference of means)", paper_gain, 0.005),
-        is_true(f"L1 drives first-layer weights to near zero: share |w| < {NEAR_ZERO:g} at least 5x L2's "
+        at_least("paper-dropout-raises-test", "dropout paper: dropout raises test accuracy over none (difference of means)", paper_gain, 0.005),
+        is_true("l1-near-zero-weights", f"L1 drives first-layer weights to near zero: share |w| < {NEAR_ZERO:g} at least 5x L2's "
                 "(ratio L1 / L2)", l1["near_zero"] >= 5 * l2w["near_zero"],
                 l1["near_zero"] / max(l2w["near_zero"], 1e-12), f"L1 {l1['near_zero']:.3f}, L2 {l2w['near_zero']:.3f}"),
-        is_true("only the proximal L1 step gives exact zeros (its share exactly 0; subgradient L1, L2, none: 0)",
+        is_true("proximal-l1-exact-zeros", "only the proximal L1 step gives exact zeros (its share exactly 0; subgradient L1, L2, none: 0)",
                 prox["exact_zero"] > 0 and subgradient_zeros == 0, prox["exact_zero"],
                 f"largest exact-zero share without the proximal step: {subgradient_zeros:g}"),
     ]

@@ -1,21 +1,17 @@
 """Section 1: vanishing gradients.
 
-Phenomenon: backpropagation multiplies one local derivative per layer. sigmoid'(x) is at most
-0.25 (at x = 0), so in a sigmoid network the gradient shrinks on its way down and the lower
-layers barely move; ReLU's derivative is 1 where it is active, and with He init the gradient
-keeps its size through depth.
-
-Setup (the course): 784-40-20-10 MLP, SGD lr 0.1, batch 100, 2000 iterations, full MNIST, for
-sigmoid + N(0, 0.01), ReLU + N(0, 0.01), sigmoid + Xavier and ReLU + He. A depth study adds
-width-100 networks of 5, 10 and 20 hidden layers and measures the ratio of the first layer's
-weight-gradient norm to the last layer's over the first 100 steps.
-
-References (course, final test accuracy): 0.10-0.11, 0.915-0.924, 0.87-0.88, 0.952-0.956.
-Depth study measured with a plain torch loop here: sigmoid + Xavier 2e-3 / 2e-6 / 8e-13 at
-depth 5 / 10 / 20; ReLU + He about 2 at every depth.
-
-Runtime on the 2-core development machine (AMD EPYC VM, idle): full preset, 3 seeds, 68 s (2 workers);
-quick (2 seeds) 38 s on one worker, 20-23 s on two (python -m repro bench).
+Shows: backpropagation multiplies one local derivative per layer; sigmoid' is at most 0.25, so in
+a sigmoid network the gradient shrinks on its way down and the lower layers barely learn, while
+ReLU (derivative 1 where active) with He init keeps the gradient's size through depth.
+Setup (the course): 784-40-20-10 MLP, SGD lr 0.1, batch 100, 2000 iterations (quick 1000), full
+MNIST; sigmoid + N(0, 0.01), ReLU + N(0, 0.01), sigmoid + Xavier, ReLU + He. Depth study: width-100
+nets of 5, 10, 20 hidden layers (quick 5, 10, 15), sigmoid/tanh + Xavier and ReLU + He: the ratio
+of the first layer's weight-gradient norm to the last's over the first 100 steps.
+Reference: the course's final test accuracy for the four variants, 0.10-0.11, 0.915-0.924,
+0.87-0.88 and 0.952-0.956 (REFERENCES.md); no published figure for the depth study.
+Runtime: full preset (3 seeds) 35 s on the 2-core dev machine (2026-12-02); quick 20-23 s on two
+workers, 38 s on one.
+Findings and how they were measured: docs/FINDINGS.md#vanishing
 """
 from __future__ import annotations
 
@@ -23,9 +19,7 @@ import math
 
 import torch
 
-from repro.claims import Claim, at_least, at_most, between, is_true
-from repro.config import TrialConfig
-from repro.runner import Reference, Variant, agg
+from repro.experiment import Claim, Reference, TrialConfig, Variant, agg, at_least, at_most, between, is_true
 
 TITLE = "Section 1: vanishing gradients (sigmoid vs ReLU, depth)"
 
@@ -101,20 +95,20 @@ def claims(results: dict) -> list[Claim]:
     relu = [ratio["relu", d] for d in depths]
     worst_relu = max(relu, key=lambda r: abs(math.log10(r)))
     out = [
-        at_most("sigmoid + N(0, 0.01) does not learn (test accuracy)", acc["sigmoid + N(0,0.01)"], 0.2),
-        is_true("ReLU + He is the best of the four course variants (margin over the next best)",
+        at_most("sigmoid-n001-does-not-learn", "sigmoid + N(0, 0.01) does not learn (test accuracy)", acc["sigmoid + N(0,0.01)"], 0.2),
+        is_true("relu-he-best", "ReLU + He is the best of the four course variants (margin over the next best)",
                 acc["relu + he"] > best_other, acc["relu + he"] - best_other),
-        at_least("sigmoid + Xavier: first/last gradient ratio shrinks >= 10x per 5 added layers (worst)",
+        at_least("sigmoid-ratio-shrinks-with-depth", "sigmoid + Xavier: first/last gradient ratio shrinks >= 10x per 5 added layers (worst)",
                  min(shrink, default=float("nan")), 10.0, "needs two or more depths"),
-        between("ReLU + He: first/last gradient ratio stays in [0.1, 10] at every depth (worst)",
+        between("relu-he-ratio-steady", "ReLU + He: first/last gradient ratio stays in [0.1, 10] at every depth (worst)",
                 worst_relu, 0.1, 10.0),
-        at_most("sigmoid' peaks at x = 0 (|argmax|, by autograd)", abs(e["sigmoid_derivative_peak_x"]), 1e-9),
-        between("sigmoid'(0) = 0.25 (the notes write 0.2 in the working)", e["sigmoid_derivative_peak"],
+        at_most("sigmoid-derivative-peak-at-0", "sigmoid' peaks at x = 0 (|argmax|, by autograd)", abs(e["sigmoid_derivative_peak_x"]), 1e-9),
+        between("sigmoid-derivative-at-0", "sigmoid'(0) = 0.25 (the notes write 0.2 in the working)", e["sigmoid_derivative_peak"],
                 0.25 - 1e-12, 0.25 + 1e-12),
-        at_most("chain rule: dz/dx = 2(x + y) for z = t^2, t = x + y (largest autograd error)",
+        at_most("chain-rule", "chain rule: dz/dx = 2(x + y) for z = t^2, t = x + y (largest autograd error)",
                 e["chain_rule_max_error"], 1e-12),
     ]
     if 10 in depths:
-        out.insert(3, at_most("sigmoid + Xavier: first/last gradient ratio below 1e-3 at depth 10",
+        out.insert(3, at_most("sigmoid-ratio-at-depth-10", "sigmoid + Xavier: first/last gradient ratio below 1e-3 at depth 10",
                               ratio["sigmoid", 10], 1e-3))
     return out

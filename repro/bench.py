@@ -22,11 +22,11 @@ from .config import TrialConfig
 from .data import data_root, load
 from .nets import build_mlp
 from .optim import make_optimizer
+from .setups import BOOK_NET
 from .train import seeded_generators, train
 
-# The book's optimiser network: 784-100x4-10 ReLU, He, SGD 0.01, batch 128.
-BOOK = TrialConfig(widths=(100,) * 4, activation="relu", init="he", optimizer="sgd", lr=0.01, batch_size=128,
-                   test_size=1000, train_eval_size=1000)
+# The book's optimiser network (784-100x4-10 ReLU, He, SGD 0.01, batch 128), evaluated on 1000 images.
+BOOK = BOOK_NET.replace(test_size=1000, train_eval_size=1000)
 
 
 def layer_sizes(cfg: TrialConfig, in_features: int = 784, classes: int = 10) -> list[tuple[int, int]]:
@@ -154,9 +154,8 @@ def choice_jobs(cfg: TrialConfig, data, steps: int) -> dict:
 
 def _convnet_job(channels_last: bool):
     """Training steps of the book's DeepConvNet (batch 100) in one memory format."""
-    from experiments.modern_cnn import DEEP_CONVNET as cfg
-
     from .nets import build_model
+    from .setups import DEEP_CONVNET as cfg
     model = build_model(cfg, generator=seeded_generators(0)[1])
     x, y = torch.rand(cfg.batch_size, 1, 28, 28), torch.randint(10, (cfg.batch_size,))
     if channels_last:

@@ -152,7 +152,7 @@ def cmd_report(args) -> None:
 
 def cmd_bench(args) -> None:
     from .bench import format_report, run
-    from .runner import write_json
+    from .store import write_json
     report = run(args.steps, args.repeats)
     write_json(args.results / "bench.json", report)
     print(format_report(report))

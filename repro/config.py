@@ -64,7 +64,6 @@ class TrialConfig:
     train_eval_size: int = 10000      # train accuracy on the first N training images (all if fewer)
     probe_every: int = 0              # activation statistics every N steps (0: at every evaluation)
     probe_outputs: bool = False       # also each weighted layer's raw output (before BN) at those points
-    hist_every: int = 0               # TensorBoard histograms every N steps (0: never)
     grad_window: int = 100            # first/last gradient ratio is taken over the first N steps
     post_loss_every: int = 0          # every N steps, the loss on that step's batch after its update
                                       # (the statistic the book prints; 0: off; one forward pass each)
@@ -157,7 +156,7 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.test_size is None or cfg.test_size > 0, f"test_size={cfg.test_size}: must be positive")
     for name in ("dropout", "input_dropout", "output_dropout"):
         need(0.0 <= getattr(cfg, name) < 1.0, f"{name}={getattr(cfg, name)}: must be in [0, 1)")
-    for name in ("weight_decay", "l1", "momentum", "probe_every", "hist_every", "post_loss_every"):
+    for name in ("weight_decay", "l1", "momentum", "probe_every", "post_loss_every"):
         need(getattr(cfg, name) >= 0, f"{name}={getattr(cfg, name)}: must not be negative")
     need(cfg.eps is None or cfg.eps > 0, f"eps={cfg.eps}: must be positive")
     need(cfg.bn_eps > 0, f"bn_eps={cfg.bn_eps}: must be positive")

@@ -64,9 +64,7 @@ class ActivationProbe:
     def __init__(self, model: nn.Module, activation: str, layer_outputs: bool = False):
         self.activation = activation
         self.captured: dict[str, dict[str, torch.Tensor]] = {}
-        self.outputs: dict[str, torch.Tensor] = {}
         self.layer_outputs: dict[str, dict[str, torch.Tensor]] = {}
-        self.keep_outputs = False
         # Statistics are named after the activation module (act3 follows fc3 or conv3).
         self.handles = [m.register_forward_hook(self._hook(name)) for name, m in activation_layers(model)]
         if layer_outputs:  # a weighted layer's own output: where BN follows, the input BN normalises
@@ -80,8 +78,6 @@ class ActivationProbe:
             pre = inputs[0].detach().float()
             stats["preact_mean"], stats["preact_std"] = pre.mean(), pre.std()
             self.captured[name] = stats
-            if self.keep_outputs:
-                self.outputs[name] = output.detach()
         return hook
 
     def _output_hook(self, name):

@@ -11,19 +11,18 @@ layer, one line per variant, log scale). Experiments without results are listed 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
-from matplotlib.lines import Line2D
-
-from . import figures, tb
+from . import figures
 from .config import FIELDS
-from .runner import experiment_names, format_measured, reference_status
+from .experiment import reference_status
+from .overview import curves_figure, gradient_flow_figure
+from .runner import experiment_names
+from .tables import format_measured, md_cell, md_table
 
 FAILS = '<span style="color:#d00000">❌ <b>FAILS</b></span>'
 HOLDS = "✅ holds"
@@ -89,36 +88,6 @@ def load_entries(results_dir: Path, preset: str | None = None) -> list[Entry]:
     return entries
 
 
-def trials_of(results: dict, variant: str, finished: bool = False) -> list[dict]:
-    return [t for t in results["trials"] if t["variant"] == variant and (t["status"] == "ok" or not finished)]
-
-
-def seed_curve(results: dict, variant: str, point_field: str):
-    """Steps and the mean, min and max across finished seeds of one history field; None under 2 points."""
-    histories = [t["history"] for t in trials_of(results, variant, finished=True)]
-    n = min((len(h) for h in histories), default=0)
-    if n < 2:
-        return None
-    values = np.array([[p[point_field] for p in h[:n]] for h in histories], dtype=float)
-    steps = np.array([p["step"] for p in histories[0][:n]])
-    return steps, values.mean(0), values.min(0), values.max(0)
-
-
-def gradient_flow(results: dict, variant: str) -> dict | None:
-    """Weight-gradient norm per layer (network order) over the first evaluation interval: geometric
-    mean, min and max across seeds. The start of training is where the initialisation and the
-    activation decide how much gradient reaches the lower layers."""
-    trials = [t for t in trials_of(results, variant) if t["history"] and "grad_norm" in t["history"][0]]
-    if not trials:
-        return None
-    layers = trials[0]["layers"]
-    norms = np.array([[t["history"][0]["grad_norm"][layer] for layer in layers] for t in trials], dtype=float)
-    with np.errstate(divide="ignore"):
-        geometric = np.exp(np.log(norms).mean(0))
-    return {"layers": layers, "steps": trials[0]["history"][0]["step"], "n": len(trials),
-            "mean": geometric, "min": norms.min(0), "max": norms.max(0)}
-
-
 def printed_precision(*values: float) -> float:
     """Half a unit in the last decimal a reference was written with: 2.302 stands for 2.3015-2.3025."""
     return 0.5 * 10.0 ** min(Decimal(repr(float(v))).as_tuple().exponent for v in values)
@@ -141,10 +110,6 @@ def compare(reference: dict, stats: dict | None) -> tuple[float | None, str]:
 
 
 # ---- formatting ----
-
-def _cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
 
 def _number(x) -> str:
     if x is None:
@@ -174,12 +139,6 @@ def _value(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines
 
 
 def claims_verdict(entry: Entry) -> str:
@@ -239,13 +198,13 @@ def results_table(results: dict) -> list[str]:
             rows.append([v["group"], name, metric, ref_text, measured, "-", "no verdict"])
     header = ["group", "variant", "metric", "reference", "measured mean ± sd (n seeds)",
               "difference (to nearest end of range)", "verdict"]
-    return _table(header, rows)
+    return md_table(header, rows).split("\n")
 
 
 def claims_table(results: dict) -> list[str]:
     rows = [[HOLDS if c["holds"] else FAILS, c["statement"], _number(c["measured"]), c["bound"],
              c.get("detail", "")] for c in results.get("claims", [])]
-    return _table(["verdict", "claim", "measured", "bound", "detail"], rows) if rows else ["No claims."]
+    return md_table(["verdict", "claim", "measured", "bound", "detail"], rows).split("\n") if rows else ["No claims."]
 
 
 def _details(results: dict) -> list[str]:
@@ -253,123 +212,12 @@ def _details(results: dict) -> list[str]:
     rows = [[v["group"], name] + [_value(v["config"].get(k)) for k in varying]
             for name, v in results["variants"].items()]
     lines = ["<details><summary>Variant configurations and other measurements</summary>", ""]
-    lines += _table(["group", "variant"] + varying, rows)
+    lines += md_table(["group", "variant"] + varying, rows).split("\n")
     scalars = {k: v for k, v in results.get("extras", {}).items() if isinstance(v, (int, float, str, bool))}
     if scalars:
         lines += ["", "Other measurements: " + ", ".join(f"`{k}` = {_number(v) if not isinstance(v, str) else v}"
                                                          for k, v in scalars.items())]
     return lines + ["", "</details>"]
-
-
-# ---- figures ----
-
-def _groups(results: dict) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
-    for name, v in results["variants"].items():
-        groups.setdefault(v["group"] or "all variants", []).append(name)
-    return groups
-
-
-def _colours(n: int) -> list:
-    cmap = figures.plt.get_cmap("tab10" if n <= 10 else "viridis")
-    return [cmap(i) if n <= 10 else cmap(i / max(n - 1, 1)) for i in range(n)]
-
-
-def _legend(ax, handles: list, labels: list[str]) -> None:
-    ax.axis("off")
-    if handles:
-        ax.legend(handles, labels, loc="center left", fontsize=7, frameon=False, ncol=1 if len(labels) <= 14 else 2)
-
-
-def curves_figure(results: dict):
-    """Per group: accuracy and loss against steps, mean over seeds with a min-max band; test solid,
-    train dashed. None when no variant has two evaluation points."""
-    rows = []
-    for group, names in _groups(results).items():
-        data = {n: {f: seed_curve(results, n, f) for f in tb.AGGREGATED} for n in names}
-        if any(d["accuracy_test"] is not None for d in data.values()):
-            rows.append((group, names, data))
-    if not rows:
-        return None
-    fig, axes = figures.new(len(rows), 3, size=(4.2, 3.0), gridspec_kw={"width_ratios": [1, 1, 0.6]})
-    for (group, names, data), (ax_acc, ax_loss, ax_legend) in zip(rows, axes):
-        handles, labels = [], []
-        colours, lines = dict(zip(names, _colours(len(names)))), {}
-        # longest curves first, so a shorter run that one continues (the same seeds, trained
-        # further) stays visible on top of the stretch they share
-        for name in sorted(names, key=lambda n: -len(data[n]["accuracy_test"][0]) if data[n]["accuracy_test"] else 0):
-            for ax, test, train in ((ax_acc, "accuracy_test", "accuracy_train"), (ax_loss, "loss_test", "loss_train")):
-                if data[name][test] is None:
-                    continue
-                steps, mean, low, high = data[name][test]
-                (lines[name],) = ax.plot(steps, mean, color=colours[name], lw=1.5)
-                ax.fill_between(steps, low, high, color=colours[name], alpha=0.2, lw=0)
-                if data[name][train] is not None:
-                    ax.plot(data[name][train][0], data[name][train][1], color=colours[name], lw=1, ls="--")
-        for name in names:
-            line, colour = lines.get(name), colours[name]
-            diverged = results["variants"][name]["aggregate"].get("diverged", 0)
-            if line is not None or diverged:
-                handles.append(line or Line2D([], [], color=colour, ls=":"))
-                labels.append(name + (f" ({diverged} diverged)" if diverged else ""))
-        ax_acc.set(title=f"{group}: accuracy", xlabel="step", ylabel="accuracy")
-        ax_loss.set(title=f"{group}: loss", xlabel="step", ylabel="cross-entropy")
-        losses = [v for d in data.values() for f in ("loss_test", "loss_train") if d[f] is not None for v in d[f][1]]
-        if losses and min(losses) > 0 and max(losses) / min(losses) > 50:
-            ax_loss.set_yscale("log")
-        for ax in (ax_acc, ax_loss):
-            ax.grid(alpha=0.3)
-        handles += [Line2D([], [], color="k", lw=1.5), Line2D([], [], color="k", lw=1, ls="--")]
-        labels += ["test (band: min-max over seeds)", "train"]
-        _legend(ax_legend, handles, labels)
-    return fig
-
-
-def gradient_flow_figure(results: dict):
-    """Per group: the weight-gradient norm of every layer, input to output, one line per variant."""
-    rows = []
-    for group, names in _groups(results).items():
-        flows = {n: gradient_flow(results, n) for n in names}
-        if any(f is not None for f in flows.values()):
-            rows.append((group, names, flows))
-    if not rows:
-        return None
-    fig, axes = figures.new(len(rows), 2, size=(5.2, 3.2), gridspec_kw={"width_ratios": [1, 0.6]})
-    for (group, names, flows), (ax, ax_legend) in zip(rows, axes):
-        handles, labels, windows = [], [], set()
-        longest = max((f["layers"] for f in flows.values() if f), key=len)
-        for name, colour in zip(names, _colours(len(names))):
-            flow = flows[name]
-            if flow is None:
-                continue
-            x = np.arange(1, len(flow["layers"]) + 1)
-            shown = flow["mean"] > 0  # a zero norm (e.g. zero init) has no place on a log axis
-            (line,) = ax.plot(x[shown], flow["mean"][shown], marker="o", ms=3, color=colour, lw=1.5)
-            ax.fill_between(x[shown], flow["min"][shown], flow["max"][shown], color=colour, alpha=0.15, lw=0)
-            handles.append(line)
-            labels.append(name + ("" if shown.all() else " (every norm zero)" if not shown.any() else
-                                  " (zero norms not drawn)"))
-            windows.add(flow["steps"])
-        ax.set_yscale("log")
-        every = max(1, math.ceil(len(longest) / 12))
-        ax.set_xticks(range(1, len(longest) + 1, every), longest[::every], rotation=45 if every == 1 and
-                      len(longest) > 6 else 0, fontsize=8)
-        window = f"first {windows.pop()} steps" if len(windows) == 1 else "first evaluation interval"
-        ax.set(title=f"{group}: gradient flow", xlabel="layer (input → output)",
-               ylabel=f"‖∂L/∂W‖, mean over {window}")
-        ax.grid(alpha=0.3, which="both")
-        _legend(ax_legend, handles, labels)
-    return fig
-
-
-def log_overview(results: dict, logdir: Path) -> None:
-    """The report's standard figures as TensorBoard images in the experiment's figures run, where a
-    chart with layers on the x axis (which scalars cannot draw) sits beside the experiment's own."""
-    for tag, build in (("overview/curves", curves_figure), ("overview/gradient_flow", gradient_flow_figure)):
-        fig = build(results)
-        if fig is not None:
-            fig.tight_layout()
-            tb.log_figure(Path(logdir) / "figures", tag, fig)
 
 
 def _own_figures(entry: Entry, out: Path, results_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
@@ -434,7 +282,7 @@ def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> l
         lines[-1] += " · also run: " + ", ".join(f"`{p}`" for p in entry.other_presets)
     lines.append("")
     for c in entry.failing():
-        lines += [f"- {FAILS} {_cell(c['statement'])}: measured {_number(c['measured'])}, needs {c['bound']}"]
+        lines += [f"- {FAILS} {md_cell(c['statement'])}: measured {_number(c['measured'])}, needs {c['bound']}"]
     if entry.failing():
         lines.append("")
     if r["preset"] != "full":
@@ -462,7 +310,7 @@ def _overview(entries: list[Entry]) -> list[str]:
                    else f"✅ {len(claims)} of {len(claims)} hold")
         rows.append([f"[{e.name}](#{e.name})", r.get("title", ""), r["preset"], r.get("seeds"), verdict,
                      f"{r.get('wall_time', float('nan')):.0f} s"])
-    return _table(["experiment", "phenomenon", "preset", "seeds", "claims", "runtime"], rows)
+    return md_table(["experiment", "phenomenon", "preset", "seeds", "claims", "runtime"], rows).split("\n")
 
 
 HOW_TO_READ = (

@@ -1,7 +1,7 @@
 """Sweeps: the cross product of config grids x seeds, each a trial of the same engine as `repro train`.
 
 `python -m repro sweep --grid optimizer=sgd,adam --grid lr=0.001,0.01,0.1 --seeds 5` trains every
-cell (one value per grid key) with seeds 0..4, aggregates each cell over its seeds (runner.stats),
+cell (one value per grid key) with seeds 0..4, aggregates each cell over its seeds (repro.experiment.stats),
 names the best cell per metric, and writes results/sweeps/<name>.json. Finished trials are saved
 at once under their (config, seed) key, so `--resume` skips them; TensorBoard gets one run per
 trial with the grid keys in its hparams, so the hparams table compares cells.
@@ -16,8 +16,9 @@ from pathlib import Path
 from . import tb
 from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, config_from_text, parse_value
 from .executor import TrialSpec, check_executor, default_workers
-from .runner import (TrialStore, _execute_with_progress, aggregate, environment, make_output_dirs, resolve_device,
-                     write_json)
+from .runner import aggregate, environment, make_output_dirs, resolve_device, run_trials
+from .store import TrialStore, write_json
+from .tables import text_table
 
 # the metrics a sweep ranks cells by, and which way is better (not the train-test gap: a cell that
 # never learned has the smallest one)
@@ -99,11 +100,7 @@ def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: 
                        hparams={"sweep": name, "cell": cell})
              for cell, cfg in configs.items() for s in range(seeds)]
     with TrialStore(out_dir / "trials", f"sweep {name}", resume) as store:
-        finished = [store.load(spec) for spec in specs]
-        todo = [spec for spec, done in zip(specs, finished) if done is None]
-        fresh = iter(_execute_with_progress(todo, workers, progress, f"sweep {name}", on_done=store.save,
-                                            executor=executor, address=address))
-        trials = [done if done is not None else next(fresh) for done in finished]
+        trials, resumed = run_trials(specs, store, workers, progress, f"sweep {name}", executor, address)
 
     by_cell = {cell: [t for t in trials if t["tag"] == cell] for cell in configs}
     results = {
@@ -120,7 +117,7 @@ def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: 
     }
     results["best"] = best_cells(results["cells"])
     results["wall_time"] = time.perf_counter() - started
-    results["resumed_trials"] = len(specs) - len(todo)
+    results["resumed_trials"] = resumed
     results["path"] = str(out_dir.parent / f"{name}.json")
     for cell in configs:
         tb.write_mean_run(sweep_logdir / tb.safe_name(cell) / "mean", cell, by_cell[cell], f"sweeps/{name}")
@@ -164,10 +161,7 @@ def sweep_table(results: dict) -> str:
             interval = f"[{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if s["ci95"] else "-"
             numbers = (f"{s['mean']:.4f} ± {s['std']:.4f}", interval, f"{s['min']:.4f}", f"{s['max']:.4f}")
         rows.append((*(params[k] for k in keys), *numbers, str(s["n"]), str(c["aggregate"]["diverged"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines += ["", "best cell per metric (mean over seeds):"]
+    lines = [text_table(rows), "", "best cell per metric (mean over seeds):"]
     lines += [f"  {m:17s} {b['cell']}  ({b['mean']:.4f})" for m, b in results["best"].items()]
     env = results["env"]
     where = f"{env['executor']}, {env['workers']} workers" if env["executor"] == "local" else env["executor"]

@@ -16,7 +16,6 @@ import urllib.parse
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
@@ -40,7 +39,7 @@ def safe_name(name: str) -> str:
 
 
 class TrialWriter:
-    """Writes one trial's evaluation points, histograms and hparams into its own directory."""
+    """Writes one trial's evaluation points and hparams into its own directory."""
 
     def __init__(self, path: Path, hparams: dict | None = None):
         self.writer = SummaryWriter(str(path))
@@ -58,22 +57,6 @@ class TrialWriter:
         for layer, stats in point.get("layer_outputs", {}).items():  # config probe_outputs
             w.add_scalar(f"out_mean/{layer}", stats["mean"], step)
             w.add_scalar(f"out_std/{layer}", stats["std"], step)
-
-    def log_histograms(self, model: torch.nn.Module, act_probe, probe_x: torch.Tensor, step: int) -> None:
-        from .nets import weighted_layers
-        for name, module in weighted_layers(model):
-            self.writer.add_histogram(f"weights/{name}", module.weight.detach().cpu(), step)
-            if module.weight.grad is not None:
-                self.writer.add_histogram(f"grads/{name}", module.weight.grad.detach().cpu(), step)
-        act_probe.keep_outputs = True
-        with torch.no_grad():
-            model.eval()
-            model(probe_x)
-            model.train()
-        act_probe.keep_outputs = False
-        for name, out in act_probe.outputs.items():
-            self.writer.add_histogram(f"activations/{name}", out.cpu(), step)
-        act_probe.outputs.clear()
 
     def log_final(self, result: dict) -> None:
         hp = {k: _hparam_value(v) for k, v in {**result["config"], **self.hparams}.items()}

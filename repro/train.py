@@ -4,6 +4,11 @@ Read it top to bottom: batches are index slices of tensors already on the device
 replacement each iteration (the references' convention) from a generator seeded by the trial's
 seed alone, so every variant of an experiment sees the same batches. The step has no host sync:
 batch losses and gradient norms go into device buffers, read back only at evaluation points.
+
+Divergence has one definition in this suite: a batch loss that is NaN or inf. The loop stops the
+trial at the first such step (status "diverged", ``diverged_at``), and every final metric of it is
+NaN. Other views (a loss that blows up while still finite, a run that ends above its start) are
+separate, named metrics in repro/experiment.py.
 """
 from __future__ import annotations
 
@@ -20,6 +25,11 @@ from .optim import l1_penalty, l1_proximal_step, make_optimizer, make_scheduler,
 from .probes import ActivationProbe, GradNormProbe
 
 EVAL_BATCH = 5000  # large enough to keep evaluation cheap, small enough for CNN activations
+
+
+def diverged(trial: dict) -> bool:
+    """Whether a trial result diverged, by the rule above (its loss went NaN or inf)."""
+    return trial["status"] == "diverged"
 
 
 @torch.no_grad()
@@ -88,7 +98,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     model.train()
     for step in range(cfg.iters):
         index = batches[step]
-        # index_select, not x[index]: advanced indexing took ~4x as long for the same rows on CPU
+        # index_select, not x[index]: advanced indexing is slower for the same rows on CPU (make bench times both)
         x, y = data.x_train.index_select(0, index), data.y_train.index_select(0, index)
         loss = F.cross_entropy(model(x), y)
         objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
@@ -122,8 +132,6 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         history.append(point)
         if writer is not None:
             writer.log_point(point)
-            if cfg.hist_every and (done % cfg.hist_every == 0 or done == cfg.iters):
-                writer.log_histograms(model, act_probe, probe_x, done)
         if progress is not None:
             progress(done - last_eval)
         last_eval = done

@@ -50,6 +50,19 @@ def assert_claims_hold(results: dict) -> None:
     assert not failed, "claims failed:\n" + "\n".join(failed)
 
 
+def assert_figures_drawn(results: dict, count: int) -> None:
+    """The experiment listed ``count`` figures, and each is a PNG on disk with something drawn on
+    it: a readable image of at least 300 x 200 pixels whose pixels are not all one colour."""
+    from matplotlib.image import imread
+    listed = results["extras"]["figures"]
+    assert len(listed) == count, sorted(listed)
+    for title, path in listed.items():
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (title, path)
+        pixels = imread(path)
+        assert pixels.shape[0] >= 200 and pixels.shape[1] >= 300, (title, pixels.shape)
+        assert float(pixels[..., :3].std()) > 0.01, f"{title}: a blank image"
+
+
 # ---- a real TensorBoard server (tests/test_tensorboard.py, tests/test_browser.py) ----
 
 STARTUP_TIMEOUT = 180  # seconds; importing TensorBoard on a busy 2-core machine takes a while

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from conftest import assert_claims_hold, per_seed
+from conftest import assert_claims_hold, assert_figures_drawn, per_seed
 from experiments.batchnorm import (BN_RANGE, book_sweep, input_drift, iterations_to, mode_gaps, speed_name,
                                    speed_ratio, spread, sweep_name, weight_scales)
 from repro.config import TrialConfig
@@ -200,6 +200,5 @@ def test_mode_gaps_of_the_trained_course_network(results):
 
 
 def test_figures_and_tables_are_written(results):
-    for path in results["extras"]["figures"].values():
-        assert path.endswith(".png")
+    assert_figures_drawn(results, 2)
     assert len(results["extras"]["tables"]) == 2

@@ -9,11 +9,9 @@ from experiments import cnn
 from repro import data
 from repro.config import ConfigError, TrialConfig, config_from_text
 from repro.nets import activation_layers, build_model, conv_output_size, weighted_layers
+from repro.setups import DEEP_CONVNET
 from repro.train import train
-from tests.conftest import assert_claims_hold, per_seed
-
-DEEP = TrialConfig(model="cnn", conv=("16", "16", "pool", "32", "32p2", "pool", "64", "64", "pool"), widths=(50,),
-                   dropout=0.5, output_dropout=0.5)
+from tests.conftest import assert_claims_hold, assert_figures_drawn, per_seed
 
 
 # ---- the builder ----
@@ -27,7 +25,7 @@ def test_simple_convnet_has_the_books_shapes_and_names():
 
 
 def test_deep_convnet_follows_the_book():
-    model = build_model(DEEP)
+    model = build_model(DEEP_CONVNET)
     names = [name for name, _ in model.named_children()]
     assert [n for n, _ in weighted_layers(model)] == [f"conv{k}" for k in range(1, 7)] + ["fc1", "fc2"]
     assert model.fc1.in_features == 64 * 4 * 4  # conv4's padding 2 turns 14x14 into 16x16, so 4x4 at the end
@@ -35,11 +33,11 @@ def test_deep_convnet_follows_the_book():
 
 
 def test_init_is_the_mlp_builders():
-    model = build_model(DEEP.replace(init="normal:0.01"), torch.Generator().manual_seed(0))
+    model = build_model(DEEP_CONVNET.replace(init="normal:0.01"), torch.Generator().manual_seed(0))
     for _, m in weighted_layers(model):
         assert float(m.bias.detach().abs().max()) == 0.0
     assert abs(float(model.conv3.weight.detach().std()) - 0.01) < 0.001
-    he = build_model(DEEP, torch.Generator().manual_seed(0))
+    he = build_model(DEEP_CONVNET, torch.Generator().manual_seed(0))
     assert abs(float(he.conv3.weight.detach().std()) - (2 / (16 * 9)) ** 0.5) < 0.01
 
 
@@ -108,6 +106,30 @@ def test_cifar10_without_a_source_is_one_clear_error(monkeypatch, tmp_path):
         data.load("cifar10", root=tmp_path)
 
 
+def test_cifar10_loads_as_nchw_in_0_1_and_a_convnet_trains_on_it(monkeypatch, tmp_path):
+    """The loader's path past torchvision (which checks the archive's MD5), on a stand-in split of
+    torchvision's layout: N x 32 x 32 x 3 uint8 images, a list of labels."""
+    import numpy as np
+    import torchvision.datasets
+
+    class FakeCIFAR10:
+        def __init__(self, root, train, download):
+            n = 50 if train else 20
+            rng = np.random.default_rng(0 if train else 1)
+            self.data = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+            self.targets = rng.integers(0, 10, n).tolist()
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    cifar = data.load("cifar10", root=tmp_path, flatten=False, test_size=10)
+    assert cifar.x_train.shape == (50, 3, 32, 32) and cifar.x_test.shape == (10, 3, 32, 32)
+    assert 0.0 <= float(cifar.x_train.min()) and float(cifar.x_train.max()) <= 1.0
+    first = torch.from_numpy(FakeCIFAR10(None, True, False).data[0]).permute(2, 0, 1).float() / 255
+    assert torch.equal(cifar.x_train[0], first) and cifar.y_train.dtype == torch.long
+    cfg = TrialConfig(dataset="cifar10", model="cnn", conv=("4", "pool"), widths=(8,), iters=4, batch_size=10,
+                      eval_every=2, train_eval_size=50)
+    result = train(cfg, 0, cifar)
+    assert result["status"] == "ok" and [p["step"] for p in result["history"]] == [2, 4]
+
+
 # ---- the convolution, exactly ----
 
 @pytest.mark.parametrize("size, kernel, stride, pad, expected", [
@@ -169,4 +191,4 @@ def test_quick_filters_start_as_noise_and_end_smooth(results):
     # 10 seeds: before -0.059 .. -0.002 (centred white noise: about -0.04); after mean 0.73, worst 0.67
     assert max(abs(v) for v in results["extras"]["filter_smoothness_before"]) <= 0.15
     assert min(results["extras"]["filter_smoothness_after"]) >= 0.5
-    assert all(path.endswith("filters.png") for path in results["extras"]["figures"].values())
+    assert_figures_drawn(results, 1)

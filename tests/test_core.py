@@ -15,7 +15,7 @@ from repro import data
 from repro.config import ConfigError, TrialConfig, config_from_text, parse_value
 from repro.nets import build_mlp, weighted_layers
 from repro.probes import GradNormProbe, activation_stats
-from repro.runner import stats
+from repro.experiment import blows_up_at, diverged, ends_above_start, stats
 from repro.train import train
 
 SMALL = TrialConfig(widths=(16, 8), iters=30, batch_size=20, eval_every=10, train_eval_size=200)
@@ -150,9 +150,20 @@ def test_learning_rate_10_is_recorded_as_diverged():
     # the book's ReLU network with SGD at lr 10 overflows to NaN within a few steps (step 5 for seed 0)
     mnist = data.load("mnist", train_size=2000, test_size=500)
     result = train(TrialConfig(lr=10.0, iters=50, eval_every=10, train_eval_size=500), 0, mnist)
-    assert result["status"] == "diverged" and 1 <= result["diverged_at"] <= 50
+    assert diverged(result) and result["status"] == "diverged" and 1 <= result["diverged_at"] <= 50
     assert len(result["batch_loss"]) == result["diverged_at"] and result["history"][-1]["diverged"]
     assert result["summary"]["diverged"] and result["summary"]["final_test_acc"] != result["summary"]["final_test_acc"]
+
+
+def test_one_divergence_rule_and_the_named_views_beside_it(tiny_data):
+    """Diverged means a NaN/inf loss (the engine stops there); a finite blow-up or a run that ends
+    above its start are other, named views that never change the engine's verdict."""
+    result = train(SMALL, 0, tiny_data)
+    assert not diverged(result) and result["status"] == "ok"
+    blown = {"status": "ok", "batch_loss": [2.0, 2.5, 25.0, 1.0], "summary": {"final_train_loss": 4.5}}
+    assert not diverged(blown)
+    assert blows_up_at(blown, 10.0) == 3 and blows_up_at(blown, 20.0) is None
+    assert ends_above_start(blown, 2.0) and not ends_above_start(blown, 2.5)
 
 
 # ---- the command line ----

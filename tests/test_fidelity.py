@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from conftest import random_dataset
-from experiments import optimizers
+from experiments import optimizers, vanishing
 from repro import report
-from repro.config import TrialConfig
-from repro.runner import MEASURED_HERE, Reference, build_variants, reference_status, resolve
+from repro.config import ConfigError, TrialConfig
+from repro.experiment import MEASURED_HERE, Reference, reference_status
+from repro.runner import build_variants, resolve
 from repro.train import train
 
 BOOK_LIKE = TrialConfig(widths=(32, 32), iters=40, batch_size=20, eval_every=20, train_eval_size=100,
@@ -69,6 +70,21 @@ def test_set_names_the_keys_it_changed_per_variant():
     params, forced = resolve(optimizers, "full", {"book_iters": "500"})   # an experiment parameter
     variants = {v.name: v for v in build_variants(optimizers, params, forced, "full")}
     assert variants["adam 0.001"].changed == ["iters"] and variants["course: adam 0.01"].changed == []
+
+
+def test_a_set_key_the_preset_names_sets_the_parameter_any_other_config_key_every_variant():
+    """The one rule (repro.runner.resolve): vanishing's preset names iters, so --set iters=40 is its
+    parameter and reaches only the variants the experiment gives it to; optimizers' preset does not,
+    so there iters is forced on every variant, the decay runs included."""
+    params, forced = resolve(vanishing, "quick", {"iters": "40"})
+    assert params["iters"] == 40 and "iters" not in forced
+    iters = {v.group: v.config.iters for v in build_variants(vanishing, params, forced)}
+    assert iters["course setup"] == 40 and set(iters.values()) == {40, 100}   # the depth study keeps depth_iters
+    params, forced = resolve(optimizers, "quick", {"iters": "40"})
+    assert forced == {"iters": 40} and "iters" not in params
+    assert {v.config.iters for v in build_variants(optimizers, params, forced)} == {40}
+    with pytest.raises(ConfigError, match="unknown key 'iterz'.*experiment parameters: .*config keys: "):
+        resolve(vanishing, "quick", {"iterz": "40"})
 
 
 def test_report_gives_no_verdict_where_the_reference_does_not_apply():

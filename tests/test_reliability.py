@@ -13,7 +13,8 @@ import pytest
 
 from repro import data
 from repro.config import ConfigError
-from repro.runner import TrialStore, run_experiment
+from repro.runner import run_experiment
+from repro.store import TrialStore
 
 # 7 short trials (4 course variants + 3 depth-5 variants, one seed), run one after another
 SMALL_RUN = ["vanishing", "--preset", "quick", "--seeds", "1", "--set", "iters=200", "--set", "depths=5",

@@ -10,7 +10,11 @@ import pytest
 
 from repro import executor, report, train
 from repro.cli import main
-from repro.runner import experiment_names, format_measured, reference_status, write_json
+from repro.experiment import reference_status, seed_curve, trials_of
+from repro.overview import gradient_flow
+from repro.runner import experiment_names
+from repro.store import write_json
+from repro.tables import format_measured, md_cell
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -48,9 +52,9 @@ def test_report_is_built_from_the_json_alone(vanishing, tmp_path, monkeypatch):
     for name, v in vanishing["variants"].items():
         assert name in part
         assert format_measured(v["aggregate"], v["metric"]) in part
-        assert report._cell(reference_status(v)[1]) in part
+        assert md_cell(reference_status(v)[1]) in part
     for claim in vanishing["claims"]:
-        assert report._cell(claim["statement"]) in part
+        assert md_cell(claim["statement"]) in part
     assert (report.FAILS in text) == any(not c["holds"] for c in vanishing["claims"])
 
     # The first table is reference beside measurement; with no figures of its own, the first
@@ -81,7 +85,7 @@ def test_a_failing_claim_is_red_in_its_section_and_counted_at_the_top(vanishing,
     claim = vanishing["claims"][1]
     n = len(vanishing["claims"])
     assert f"{report.FAILS} **1 of {n} claims fail** (vanishing)" in top
-    assert f"| {report.FAILS} | {report._cell(claim['statement'])} |" in text
+    assert f"| {report.FAILS} | {md_cell(claim['statement'])} |" in text
     assert 'style="color:#d00000"' in report.FAILS and "FAILS" in report.FAILS
     out = capsys.readouterr().out
     assert f"{n - 1} of {n} claims hold" in out and f"[FAILS] vanishing: {claim['statement']}" in out
@@ -117,22 +121,22 @@ def test_reference_comparison_without_a_value():
 
 def test_figure_data_show_the_phenomenon(vanishing):
     # learning curves: the band holds the mean; sigmoid + N(0, 0.01) stays at chance, ReLU + He learns
-    steps, mean, low, high = report.seed_curve(vanishing, "relu + he", "accuracy_test")
+    steps, mean, low, high = seed_curve(trials_of(vanishing, "relu + he"), "accuracy_test")
     history = [t["history"] for t in vanishing["trials"] if t["variant"] == "relu + he"]
     assert list(steps) == [p["step"] for p in history[0]]
     assert np.all(low <= mean + 1e-12) and np.all(mean <= high + 1e-12)
     assert mean[-1] > 0.8
-    assert report.seed_curve(vanishing, "sigmoid + N(0,0.01)", "accuracy_test")[1].max() < 0.2
+    assert seed_curve(trials_of(vanishing, "sigmoid + N(0,0.01)"), "accuracy_test")[1].max() < 0.2
 
     # gradient flow: geometric mean over seeds of the first interval, per layer in network order
     deepest = max(vanishing["params"]["depths"])
-    sigmoid = report.gradient_flow(vanishing, f"sigmoid + xavier, depth {deepest}")
+    sigmoid = gradient_flow(vanishing, f"sigmoid + xavier, depth {deepest}")
     trials = [t for t in vanishing["trials"] if t["variant"] == f"sigmoid + xavier, depth {deepest}"]
     assert sigmoid["layers"] == trials[0]["layers"] and len(sigmoid["layers"]) == deepest + 1
     first = np.array([[t["history"][0]["grad_norm"][layer] for layer in sigmoid["layers"]] for t in trials])
     assert sigmoid["mean"] == pytest.approx(np.prod(first, axis=0) ** (1 / len(trials)), rel=1e-9)
     assert sigmoid["mean"][0] < 1e-3 * sigmoid["mean"][-1]       # vanishes on the way down
-    relu = report.gradient_flow(vanishing, f"relu + he, depth {deepest}")
+    relu = gradient_flow(vanishing, f"relu + he, depth {deepest}")
     assert 0.1 < relu["mean"][0] / relu["mean"][-1] < 10           # keeps its size
 
 

@@ -14,8 +14,8 @@ import torch
 from repro.cli import main
 from repro.config import TrialConfig, config_from_text
 from repro.executor import TrialSpec, run_trial
-from repro.runner import stats
-from repro.sweep import run_sweep, sweep_name
+from repro.experiment import stats
+from repro.sweep import sweep_name
 
 # 2 x 2 cells x 2 seeds of a small MLP on a 2000-image train subset: 8 trials of 150 steps
 GRID = ["--grid", "optimizer=sgd,adam", "--grid", "lr=0.01,0.1"]
