@@ -14,7 +14,7 @@ EXPERIMENTS += claims_audit
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: setup setup-ray data bench test test-full tensorboard report exp-all clean $(addprefix exp-,$(EXPERIMENTS))
+.PHONY: setup setup-ray data bench test test-full tensorboard report exp-all clean
 
 setup: $(STAMP) data
 
@@ -35,7 +35,8 @@ $(RAY_STAMP): $(STAMP)
 data: $(STAMP)
 	@$(PY) -m repro data --dataset mnist
 
-$(addprefix exp-,$(EXPERIMENTS)): exp-%: setup
+# Any experiments/<name>.py: make exp-<name> (a pattern rule, so a new experiment needs no edit here).
+exp-%: setup
 	$(PY) -m repro run $* $(RUN_ARGS)
 
 # make exp-claims-audit: first the audited experiments that have no results at this PRESET yet, then

@@ -24,7 +24,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="no playwright: pip
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium")
 
-DEADLINE = 20  # seconds: how long a page is read before what it has drawn is judged (issue 17)
+# seconds: how long a page is read before what it has drawn is judged. The test judges what a person
+# sees, not how fast (the times are recorded and printed); the machine's speed varies from day to
+# day, and on 2026-12-02 two experiments' 165 runs took over 20 s to draw every chart
+DEADLINE = 90
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1600, "height": 1000}  # three charts to a row
