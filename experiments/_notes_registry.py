@@ -5,7 +5,8 @@ A statement's evidence is a list of (experiment, claim id): that experiment's cl
 results/<experiment>/<preset>.json ("claims_audit": this audit's own claims). Ids are stable, so a
 claim's wording can change without touching this file. Its verdict is the one written here when
 every one of those claims holds; "not confirmed" with the failing number when one fails, or when
-an id is missing from the results; "not run yet: make exp-X" when the results file is missing. A statement with no evidence is not testable here, and its verdict says why.
+an id is missing from the results; "not judged at this preset" when a claim needs a longer run
+than the results come from; "not run yet: make exp-X" when the results file is missing. A statement with no evidence is not testable here, and its verdict says why.
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.claims import FAILS, HOLDS, NOT_JUDGED, verdict
 from repro.tables import md_table
 
 OWN = "claims_audit"
 TABLE_TITLE = "The notes, statement by statement: evidence (measured) and verdict"
-KINDS = ("holds under conditions", "holds", "does not hold", "not testable here", "not run yet", "not confirmed")
+KINDS = ("holds under conditions", "holds", "does not hold", "not testable here", "not run yet", "not confirmed",
+         "not judged at this preset")
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,7 @@ def judge(statement: Statement, sources: dict[str, dict | None]) -> tuple[str, l
     """(verdict, evidence lines) for one statement; sources maps experiment -> results (or None)."""
     if not statement.evidence:
         return statement.verdict, []
-    lines, missing, failing, absent = [], [], [], []
+    lines, missing, failing, absent, unjudged = [], [], [], [], []
     for experiment, key in statement.evidence:
         results = sources.get(experiment)
         if results is None:
@@ -251,15 +254,20 @@ def judge(statement: Statement, sources: dict[str, dict | None]) -> tuple[str, l
         if not found:
             absent.append(f"claim '{key}' not in {experiment}/{results.get('preset')} results (re-run make exp-{experiment})")
         for c in found:
-            mark = "✓" if c["holds"] else "✗"
+            outcome = verdict(c)
+            mark = {HOLDS: "✓", FAILS: "✗", NOT_JUDGED: f"not judged (needs {c.get('needs')})"}[outcome]
             detail = f" [{c['detail']}]" if c.get("detail") else ""
             lines.append(f"{experiment}/{results.get('preset')}: {key}: {_number(c['measured'])} ({c['bound']}) {mark}{detail}")
-            if not c["holds"]:
+            if outcome == FAILS:
                 failing.append(f"{experiment}: {c['statement']} measured {_number(c['measured'])}, needs {c['bound']}")
+            elif outcome == NOT_JUDGED:
+                unjudged.append(f"{experiment}: {c['statement']} needs {c['needs']}")
     if missing:
         return "not run yet: " + ", ".join(f"make exp-{e}" for e in dict.fromkeys(missing)), lines
     if absent or failing:
         return "not confirmed: " + "; ".join(absent + failing), lines
+    if unjudged:
+        return "not judged at this preset: " + "; ".join(unjudged), lines
     return statement.verdict, lines
 
 

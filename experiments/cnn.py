@@ -22,7 +22,7 @@ from torch import nn
 from repro import figures
 from repro.experiment import Claim, Reference, TrialConfig, Variant, agg, at_least, at_most
 from repro.nets import build_model, conv_output_size
-from repro.train import seeded_generators
+from repro.engine import seeded_generators
 
 TITLE = "Section 4: convolution arithmetic, im2col, SimpleConvNet"
 

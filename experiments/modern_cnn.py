@@ -27,7 +27,7 @@ from repro.data import load
 from repro.experiment import (DEEP_CONVNET, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most, between,
                               is_true)
 from repro.nets import activation_layers, build_model
-from repro.train import seeded_generators
+from repro.engine import seeded_generators
 
 TITLE = "Section 5: DeepConvNet, batch norm, residual networks, depth"
 

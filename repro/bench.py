@@ -1,6 +1,6 @@
 """`python -m repro bench`: where the time goes, each figure measured side by side in one run.
 
-a. steps/s of the engine (repro.train) against a torchvision DataLoader loop and a NumPy
+a. steps/s of the engine (repro.engine) against a torchvision DataLoader loop and a NumPy
    implementation of the same network, on the same batches, one thread each;
 b. the engine step's GFLOP/s against a large matrix multiply's (the arithmetic limit), as a ratio;
 c. the telemetry overhead: per-layer gradient norms + activation statistics on vs off;
@@ -23,7 +23,7 @@ from .data import data_root, load
 from .nets import build_mlp
 from .optim import make_optimizer
 from .setups import BOOK_NET
-from .train import seeded_generators, train
+from .engine import seeded_generators, train
 
 # The book's optimiser network (784-100x4-10 ReLU, He, SGD 0.01, batch 128), evaluated on 1000 images.
 BOOK = BOOK_NET.replace(test_size=1000, train_eval_size=1000)
@@ -59,7 +59,7 @@ def paired_ratio(slow: list[float], fast: list[float]) -> float:
 
 
 def engine_job(cfg: TrialConfig, data, steps: int):
-    """The real training loop (repro.train), evaluating only once at the end (on 1000 images)."""
+    """The real training loop (repro.engine), evaluating only once at the end (on 1000 images)."""
     run = cfg.replace(iters=steps, eval_every=steps)
     train(run.replace(iters=20, eval_every=20), 0, data)  # warm-up: allocations, kernel selection
     return lambda: train(run, 0, data)

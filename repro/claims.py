@@ -2,6 +2,11 @@
 
 A claim's ``id`` is its stable name within its experiment (the audit of the notes and the tests
 refer to it); the ``statement`` is for readers and can be reworded freely.
+
+A claim that the run's setup cannot judge (a phenomenon of the book's 2000 iterations, measured in
+a 1000-iteration quick run) says what it ``needs``: it is shown with its value but counted neither
+as holding nor as failing. ``verdict`` is the one place that decides what a run, the report, the
+audit and the tests call a claim.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ class Claim:
     bound: str          # what that number had to satisfy, e.g. "<= 0.2"
     holds: bool
     detail: str = ""    # how the number was obtained (variant, metric, seeds)
+    needs: str = ""     # set where this run cannot judge it: what would (e.g. "the book's 2000 iterations")
 
     def __post_init__(self):
         if not ID_PATTERN.match(self.id):
@@ -29,22 +35,55 @@ class Claim:
         return asdict(self)
 
 
+HOLDS, FAILS, NOT_JUDGED = "holds", "fails", "not judged"
+
+
+def verdict(claim: dict) -> str:
+    """HOLDS, FAILS or NOT_JUDGED for a claim as saved in the results JSON."""
+    if claim.get("needs"):
+        return NOT_JUDGED
+    return HOLDS if claim["holds"] else FAILS
+
+
+def judged(claims: list[dict]) -> list[dict]:
+    return [c for c in claims if verdict(c) != NOT_JUDGED]
+
+
+def failing(claims: list[dict]) -> list[dict]:
+    return [c for c in claims if verdict(c) == FAILS]
+
+
+def count_text(claims: list[dict]) -> str:
+    """How the claims came out, as every summary says it: 'all 9 claims hold', '1 of 9 claims
+    fails', each followed by how many this run could not judge."""
+    from .tables import plural
+    n, bad = len(judged(claims)), len(failing(claims))
+    if bad:
+        text = "the one claim fails" if n == 1 else f"{bad} of {n} claims {'fails' if bad == 1 else 'fail'}"
+    else:
+        text = "no claim judged" if n == 0 else "the one claim holds" if n == 1 else f"all {n} claims hold"
+    unjudged = len(claims) - n
+    return text + (f"; {plural(unjudged, 'claim')} not judged at this preset" if unjudged else "")
+
+
 def _finite(x: float) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
-def at_most(id: str, statement: str, measured: float, bound: float, detail: str = "") -> Claim:
-    return Claim(id, statement, measured, f"<= {bound:g}", _finite(measured) and measured <= bound, detail)
+def at_most(id: str, statement: str, measured: float, bound: float, detail: str = "", needs: str = "") -> Claim:
+    return Claim(id, statement, measured, f"<= {bound:g}", _finite(measured) and measured <= bound, detail, needs)
 
 
-def at_least(id: str, statement: str, measured: float, bound: float, detail: str = "") -> Claim:
-    return Claim(id, statement, measured, f">= {bound:g}", _finite(measured) and measured >= bound, detail)
+def at_least(id: str, statement: str, measured: float, bound: float, detail: str = "", needs: str = "") -> Claim:
+    return Claim(id, statement, measured, f">= {bound:g}", _finite(measured) and measured >= bound, detail, needs)
 
 
-def between(id: str, statement: str, measured: float, low: float, high: float, detail: str = "") -> Claim:
-    return Claim(id, statement, measured, f"in [{low:g}, {high:g}]", _finite(measured) and low <= measured <= high, detail)
+def between(id: str, statement: str, measured: float, low: float, high: float, detail: str = "",
+            needs: str = "") -> Claim:
+    return Claim(id, statement, measured, f"in [{low:g}, {high:g}]", _finite(measured) and low <= measured <= high,
+                 detail, needs)
 
 
-def is_true(id: str, statement: str, condition: bool, measured: float, detail: str = "") -> Claim:
+def is_true(id: str, statement: str, condition: bool, measured: float, detail: str = "", needs: str = "") -> Claim:
     """For claims that compare several numbers: ``measured`` is the deciding one (a margin, a count)."""
-    return Claim(id, statement, measured, "condition", bool(condition), detail)
+    return Claim(id, statement, measured, "condition", bool(condition), detail, needs)

@@ -92,9 +92,10 @@ def _executor_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_list(args) -> None:
     from .runner import experiment_names, load_experiment
+    from .tables import plural
     for name in experiment_names():
         module = load_experiment(name)
-        presets = ", ".join(f"{k} ({v.get('seeds', 3)} seeds)" for k, v in module.PRESETS.items())
+        presets = ", ".join(f"{k} ({plural(v.get('seeds', 3), 'seed')})" for k, v in module.PRESETS.items())
         print(f"{name:16s} {getattr(module, 'TITLE', '')}\n{'':16s} presets: {presets}")
 
 
@@ -138,15 +139,15 @@ def cmd_train(args) -> None:
 
 def cmd_report(args) -> None:
     from .config import ConfigError
+    from .claims import count_text
     from .report import build_report
     try:
         summary = build_report(args.results, args.out, args.preset)
     except OSError as err:
         raise ConfigError(f"cannot write the report to {args.out} ({err.strerror})") from None
-    failing = summary.failing
     print(f"{summary.path}: {len(summary.run)} of {len(summary.entries)} experiments run; "
-          f"{len(summary.claims) - len(failing)} of {len(summary.claims)} claims hold")
-    for name, claim in failing:
+          f"{count_text(summary.claims)}")
+    for name, claim in summary.failing:
         print(f"  [FAILS] {name}: {claim['statement']}")
 
 
@@ -178,8 +179,7 @@ def make_deterministic() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
-    from .data import DataError
+    from .errors import ReproError
     args = _parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
                 "data": cmd_data, "bench": cmd_bench}
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "deterministic", False):
             make_deterministic()
         handlers[args.command](args)
-    except (ConfigError, DataError) as err:
+    except ReproError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from .errors import ReproError
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "cosine", "step")
@@ -23,7 +25,7 @@ INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|default|normal:[0-9.eE+-]+|
 CONV_TOKEN = re.compile(r"^([1-9]\d*(x[1-9]\d*)?(p\d+)?|r[1-9]\d*|pool|gap)$")
 
 
-class ConfigError(ValueError):
+class ConfigError(ReproError, ValueError):
     """A configuration value that cannot be used; the message is one line for the user."""
 
 

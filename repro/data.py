@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import ReproError
+
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -58,7 +60,7 @@ def image_shape(name: str) -> tuple[int, int, int]:
     return (3, 32, 32) if name == "cifar10" else (1, 28, 28)
 
 
-class DataError(RuntimeError):
+class DataError(ReproError, RuntimeError):
     """A dataset that cannot be had or cannot be trusted; the message says what to do."""
 
 

@@ -56,7 +56,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     from .config import TrialConfig, validate
     from .nets import takes_flat_input
     from .tb import TrialWriter
-    from .train import train
+    from .engine import train
     cfg = validate(TrialConfig.from_dict(spec.config))
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy

@@ -26,7 +26,7 @@ from .claims import Claim, at_least, at_most, between, is_true
 from .config import TrialConfig
 from .setups import BOOK_NET, DEEP_CONVNET, OVERFIT_300
 from .tables import format_stats, md_table
-from .train import diverged
+from .engine import diverged
 
 __all__ = [  # what an experiment imports from here
     "TrialConfig", "BOOK_NET", "OVERFIT_300", "DEEP_CONVNET",

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")  # files only; no display on CI or servers
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # files only: no display on CI or servers; Jupyter keeps its inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import tb  # noqa: E402

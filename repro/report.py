@@ -2,7 +2,8 @@
 
 Every experiment (``repro.runner.experiment_names()``) with results gets a section built from one
 results file: the preset asked for, or else its newest. A section opens
-with the claims' verdict (failing claims in red, and counted again at the top of the report),
+with the claims' verdict (failing claims marked FAILS, and counted again at the top of the report;
+a claim the run's setup cannot judge is shown as not judged and counted with neither),
 then the setup, a table of reference beside measured mean ± sd (n seeds) with the difference and
 a verdict, every claim with its measured value, and the figures: those the experiment drew itself,
 then accuracy and loss curves with a band across seeds and the gradient flow (gradient norm per
@@ -17,16 +18,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from . import figures
+from . import claims, figures
+from .store import REQUIRED_KEYS
 from .config import FIELDS
 from .experiment import reference_status
 from .overview import curves_figure, gradient_flow_figure
 from .runner import experiment_names
-from .tables import format_measured, md_cell, md_table
+from .tables import format_measured, md_cell, md_table, plural
 
-FAILS = '<span style="color:#d00000">❌ <b>FAILS</b></span>'
+# Markers that survive every Markdown renderer (GitHub strips inline styles): an emoji and a word.
+FAILS = "❌ **FAILS**"
 HOLDS = "✅ holds"
-REQUIRED_KEYS = ("experiment", "preset", "variants", "trials", "claims")  # of an experiment's results file
+NOT_JUDGED = "⏸️ not judged"
+MARKS = {claims.HOLDS: HOLDS, claims.FAILS: FAILS, claims.NOT_JUDGED: NOT_JUDGED}
 # Shown in the setup line even at their default values: what a reader needs to picture the run.
 SETUP_KEYS = ("dataset", "model", "widths", "activation", "init", "optimizer", "lr", "batch_size", "iters")
 
@@ -41,7 +45,7 @@ class Entry:
     other_presets: list[str] = field(default_factory=list)
 
     def failing(self) -> list[dict]:
-        return [c for c in (self.results or {}).get("claims", []) if not c["holds"]]
+        return claims.failing((self.results or {}).get("claims", []))
 
 
 @dataclass
@@ -141,12 +145,11 @@ def _value(value) -> str:
     return str(value)
 
 
-def claims_verdict(entry: Entry) -> str:
-    claims = entry.results.get("claims", [])
-    failing = entry.failing()
-    if failing:
-        return f"{FAILS} **{len(failing)} of {len(claims)} claims fail**"
-    return f"✅ **all {len(claims)} claims hold**" if claims else "no claims"
+def claims_verdict(listed: list[dict]) -> str:
+    """The verdict line of a set of claims, marked: judged claims only are counted as holding or failing."""
+    if not listed:
+        return "no claims"
+    return f"{FAILS if claims.failing(listed) else '✅'} **{claims.count_text(listed)}**"
 
 
 def split_config(results: dict) -> tuple[dict, list[str]]:
@@ -165,7 +168,8 @@ def _setup(entry: Entry) -> list[str]:
     shown = {k: v for k, v in shared.items()
              if k in SETUP_KEYS or k not in FIELDS or _value(v) != _value(FIELDS[k].default)}
     params = {k: v for k, v in r.get("params", {}).items() if k != "seeds"}
-    text = (f"**Setup.** {len(r['trials'])} trials ({len(r['variants'])} variants × {r.get('seeds')} seeds) "
+    text = (f"**Setup.** {plural(len(r['trials']), 'trial')} ({plural(len(r['variants']), 'variant')} × "
+            f"{plural(r.get('seeds'), 'seed')}) "
             f"in {r.get('wall_time', float('nan')):.0f} s on {env.get('device')} ({env.get('device_name')}, "
             f"{env.get('workers')} workers), torch {env.get('torch')}, git {env.get('git_commit')}.")
     if r.get("resumed_trials"):
@@ -202,8 +206,9 @@ def results_table(results: dict) -> list[str]:
 
 
 def claims_table(results: dict) -> list[str]:
-    rows = [[HOLDS if c["holds"] else FAILS, c["statement"], _number(c["measured"]), c["bound"],
-             c.get("detail", "")] for c in results.get("claims", [])]
+    rows = [[MARKS[claims.verdict(c)], c["statement"], _number(c["measured"]), c["bound"],
+             (f"needs {c['needs']}; " if c.get("needs") else "") + c.get("detail", "")]
+            for c in results.get("claims", [])]
     return md_table(["verdict", "claim", "measured", "bound", "detail"], rows).split("\n") if rows else ["No claims."]
 
 
@@ -277,7 +282,8 @@ def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> l
 def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
     r = entry.results
     lines = [f'<a id="{entry.name}"></a>', "", f"## {entry.name}: {r.get('title', entry.name)}", "",
-             f"{claims_verdict(entry)} · preset `{r['preset']}` · {r.get('seeds')} seeds · `{entry.path}`"]
+             f"{claims_verdict(r.get('claims', []))} · preset `{r['preset']}` · {plural(r.get('seeds'), 'seed')} · "
+             f"`{entry.path}`"]
     if entry.other_presets:
         lines[-1] += " · also run: " + ", ".join(f"`{p}`" for p in entry.other_presets)
     lines.append("")
@@ -305,9 +311,7 @@ def _overview(entries: list[Entry]) -> list[str]:
             rows.append([e.name, "-", "-", "-", f"{e.problem}: {hint}" if hint else e.problem, "-"])
             continue
         r = e.results
-        claims = r.get("claims", [])
-        verdict = (f"{FAILS} {len(e.failing())} of {len(claims)}" if e.failing()
-                   else f"✅ {len(claims)} of {len(claims)} hold")
+        verdict = claims_verdict(r.get("claims", []))
         rows.append([f"[{e.name}](#{e.name})", r.get("title", ""), r["preset"], r.get("seeds"), verdict,
                      f"{r.get('wall_time', float('nan')):.0f} s"])
     return md_table(["experiment", "phenomenon", "preset", "seeds", "claims", "runtime"], rows).split("\n")
@@ -341,17 +345,15 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
             entry.results = None
             body += [f'<a id="{entry.name}"></a>', "", f"## {entry.name}", "",
                      f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
-    claims, failing = summary.claims, summary.failing
+    failing = summary.failing
     not_run = [e.name for e in entries if e.problem.startswith("not run")]
     broken = [e for e in entries if e.problem and not e.problem.startswith("not run")]
     head = [f"**{len(summary.run)} of {len(entries)} experiments run** · "]
+    head[0] += claims_verdict(summary.claims)
     if failing:
-        head[0] += (f"{FAILS} **{len(failing)} of {len(claims)} claims fail** ("
-                    + ", ".join(sorted({name for name, _ in failing})) + ")")
-    else:
-        head[0] += f"✅ **all {len(claims)} claims hold**"
+        head[0] += " (" + ", ".join(sorted({name for name, _ in failing})) + ")"
     if broken:
-        head[0] += f" · {FAILS} {len(broken)} results file(s) unreadable: " + ", ".join(e.name for e in broken)
+        head[0] += f" · {FAILS} {plural(len(broken), 'results file')} unreadable: " + ", ".join(e.name for e in broken)
     if not_run:
         head.append(f"Not run: {', '.join(not_run)} (`python -m repro run <name>`, or `make exp-all`).")
     lines = ["# dl-repro report", "",

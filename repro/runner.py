@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 
 from . import tb
+from .claims import NOT_JUDGED, count_text, verdict
 from .config import FIELDS, ConfigError, apply_overrides, parse_value
 from .executor import TrialSpec, check_executor, default_workers, execute
 from .experiment import Context, Variant, reference_status, stats
 from .store import TrialStore, write_json
-from .tables import format_measured, text_table
+from .tables import format_measured, plural, text_table
 
 
 def experiment_names() -> list[str]:
@@ -192,7 +193,7 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
 
 def execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, label: str,
                           on_done=None, executor: str = "local", address: str | None = None) -> list[dict]:
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in Jupyter (with ipywidgets), text elsewhere
     on_done = on_done or (lambda result: None)
     if not progress or not specs:
         return execute(specs, workers, on_done=on_done, executor=executor, address=address)
@@ -219,12 +220,11 @@ def summary_table(results: dict) -> str:
     lines = [text_table(rows), ""]
     for title, table in results.get("extras", {}).get("tables", {}).items():  # extras' own markdown tables
         lines += [title, "", table, ""]
-    n_hold = sum(c["holds"] for c in results["claims"])
-    lines.append(f"claims: {n_hold} of {len(results['claims'])} hold")
+    lines.append(f"claims: {count_text(results['claims'])}")
     for c in results["claims"]:
-        verdict = "HOLDS" if c["holds"] else "FAILS"
-        lines.append(f"  [{verdict}] {c['statement']}: measured {c['measured']:.4g} ({c['bound']})")
-    lines.append(f"\n{results['experiment']}/{results['preset']}: {len(results['trials'])} trials in "
-                 f"{results['wall_time']:.1f} s on {results['env']['device']} ({results['env']['workers']} workers)"
+        needs = f"; not judged at this preset, needs {c['needs']}" if verdict(c) == NOT_JUDGED else ""
+        lines.append(f"  [{verdict(c).upper()}] {c['statement']}: measured {c['measured']:.4g} ({c['bound']}){needs}")
+    lines.append(f"\n{results['experiment']}/{results['preset']}: {plural(len(results['trials']), 'trial')} in "
+                 f"{results['wall_time']:.1f} s on {results['env']['device']} ({plural(results['env']['workers'], 'worker')})"
                  f"; results in {results['path']}")
     return "\n".join(lines)

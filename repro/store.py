@@ -7,10 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .config import ConfigError, TrialConfig
+
+REQUIRED_KEYS = ("experiment", "preset", "variants", "trials", "claims")  # what makes a file an experiment's results
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -24,6 +23,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def _json_default(value):
+    import numpy as np
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, Path):
@@ -65,6 +65,7 @@ class TrialStore:
         return self.folder / f"{TrialConfig.from_dict(spec.config).key(spec.seed)}{suffix}"
 
     def load(self, spec) -> dict | None:
+        import torch
         path = self._path(spec, ".json")
         if not self.resume or not path.exists():
             return None
@@ -78,6 +79,7 @@ class TrialStore:
         return result
 
     def save(self, result: dict) -> None:
+        import torch
         key = result["key"]
         if "state" in result:
             tmp = self.folder / f"{key}.pt.tmp"

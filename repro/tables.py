@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 seed', '2 seeds'; ``many`` where the plural is not word + 's'."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def md_cell(value) -> str:
     """Text that cannot break a markdown table row or list item: no '|', no line break."""
     return str(value).replace("|", "\\|").replace("\n", " ")

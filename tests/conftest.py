@@ -45,9 +45,22 @@ def per_seed(results: dict, variant: str, metric: str = "final_test_acc") -> lis
 
 
 def assert_claims_hold(results: dict) -> None:
-    failed = [f"{c['statement']}: measured {c['measured']:.4g} ({c['bound']})"
-              for c in results["claims"] if not c["holds"]]
+    """Every claim the run judged holds, read from its results, and what the run prints and the
+    report shows say exactly that: each claim with the verdict repro.claims.verdict gives it, no
+    FAILS anywhere. A claim the run cannot judge (its ``needs``) is printed as such, not exempted here."""
+    from repro import report
+    from repro.claims import FAILS, verdict
+    from repro.runner import summary_table
+    from repro.tables import md_cell
+    claims = results["claims"]
+    failed = [f"{c['id']}: {c['statement']}: measured {c['measured']:.4g} ({c['bound']})"
+              for c in claims if verdict(c) == FAILS]
     assert not failed, "claims failed:\n" + "\n".join(failed)
+    printed, shown = summary_table(results), "\n".join(report.claims_table(results))
+    for c in claims:
+        assert f"[{verdict(c).upper()}] {c['statement']}: measured" in printed, c["id"]
+        assert report.MARKS[verdict(c)] in next(line for line in shown.split("\n") if md_cell(c["statement"]) in line)
+    assert "[FAILS]" not in printed and report.FAILS not in shown
 
 
 def assert_figures_drawn(results: dict, count: int) -> None:
@@ -149,4 +162,10 @@ def pytest_terminal_summary(terminalreporter):
     if lines:
         terminalreporter.section("TensorBoard in Chromium: seconds from opening the page")
         for line in lines:
+            terminalreporter.write_line(line)
+    notebook = [value for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+                for key, value in getattr(report, "user_properties", []) if key == "notebook_timing"]
+    if notebook:
+        terminalreporter.section("The notebook tour")
+        for line in notebook:
             terminalreporter.write_line(line)

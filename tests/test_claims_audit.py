@@ -144,6 +144,8 @@ def test_judge_reads_each_outcome():
     # the audit follows ids, not wording: a reworded claim is still found, a renamed id is not
     reworded = {**ok, "vanishing": {"preset": "full", "claims": [{**_claim("chain-rule"), "statement": "new words"}]}}
     assert registry.judge(s, reworded)[0] == "holds"
+    quick = {**ok, "init": {"preset": "quick", "claims": [{**_claim("zeros"), "holds": False, "needs": "2000 steps"}]}}
+    assert registry.judge(s, quick)[0] == "not judged at this preset: init: the claim zeros needs 2000 steps"
     renamed = {**ok, "vanishing": {"preset": "full", "claims": [_claim("something-else")]}}
     assert registry.judge(s, renamed)[0].startswith("not confirmed: claim 'chain-rule' not in vanishing/full")
 

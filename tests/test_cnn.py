@@ -10,7 +10,7 @@ from repro import data
 from repro.config import ConfigError, TrialConfig, config_from_text
 from repro.nets import activation_layers, build_model, conv_output_size, weighted_layers
 from repro.setups import DEEP_CONVNET
-from repro.train import train
+from repro.engine import train
 from tests.conftest import assert_claims_hold, assert_figures_drawn, per_seed
 
 

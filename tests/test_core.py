@@ -16,7 +16,7 @@ from repro.config import ConfigError, TrialConfig, config_from_text, parse_value
 from repro.nets import build_mlp, weighted_layers
 from repro.probes import GradNormProbe, activation_stats
 from repro.experiment import blows_up_at, diverged, ends_above_start, stats
-from repro.train import train
+from repro.engine import train
 
 SMALL = TrialConfig(widths=(16, 8), iters=30, batch_size=20, eval_every=10, train_eval_size=200)
 

@@ -10,7 +10,7 @@ from repro import report
 from repro.config import ConfigError, TrialConfig
 from repro.experiment import MEASURED_HERE, Reference, reference_status
 from repro.runner import build_variants, resolve
-from repro.train import train
+from repro.engine import train
 
 BOOK_LIKE = TrialConfig(widths=(32, 32), iters=40, batch_size=20, eval_every=20, train_eval_size=100,
                         post_loss_every=10)

@@ -17,7 +17,7 @@ from repro.data import load
 from repro.nets import build_model
 from repro.optim import make_optimizer
 from repro.setups import BOOK_NET
-from repro.train import seeded_generators
+from repro.engine import seeded_generators
 
 STEPS, BOOK_EPS = 60, 1e-7
 BATCH = BOOK_NET.batch_size

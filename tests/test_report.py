@@ -3,18 +3,20 @@ failing claims impossible to miss, figures that exist, experiments without resul
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from repro import executor, report, train
+from repro import engine, executor, report
 from repro.cli import main
 from repro.experiment import reference_status, seed_curve, trials_of
 from repro.overview import gradient_flow
-from repro.runner import experiment_names
 from repro.store import write_json
-from repro.tables import format_measured, md_cell
+from repro.claims import count_text
+from repro.runner import experiment_names, summary_table
+from repro.tables import format_measured, md_cell, plural
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -42,7 +44,7 @@ def section(text: str, name: str) -> str:
 def test_report_is_built_from_the_json_alone(vanishing, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the report must never train")
-    monkeypatch.setattr(train, "train", no_training)
+    monkeypatch.setattr(engine, "train", no_training)
     monkeypatch.setattr(executor, "run_trial", no_training)
 
     summary = report.build_report(Path(vanishing["path"]).parents[1], tmp_path / "reports")
@@ -84,11 +86,39 @@ def test_a_failing_claim_is_red_in_its_section_and_counted_at_the_top(vanishing,
     top = text[:text.index('<a id="')]
     claim = vanishing["claims"][1]
     n = len(vanishing["claims"])
-    assert f"{report.FAILS} **1 of {n} claims fail** (vanishing)" in top
+    assert f"{report.FAILS} **1 of {n} claims fails** (vanishing)" in top
     assert f"| {report.FAILS} | {md_cell(claim['statement'])} |" in text
-    assert 'style="color:#d00000"' in report.FAILS and "FAILS" in report.FAILS
+    # a marker that survives any Markdown renderer: GitHub's strips inline styles
+    assert "style=" not in text and report.FAILS == "❌ **FAILS**"
     out = capsys.readouterr().out
-    assert f"{n - 1} of {n} claims hold" in out and f"[FAILS] vanishing: {claim['statement']}" in out
+    assert f"1 of {n} claims fails" in out and f"[FAILS] vanishing: {claim['statement']}" in out
+
+
+def test_a_claim_the_preset_cannot_judge_is_shown_as_such_and_counted_with_neither(vanishing, tmp_path, capsys):
+    def unjudgeable(data):
+        data["claims"][0]["holds"], data["claims"][0]["needs"] = False, "a longer run"
+    folder = results_folder(vanishing, tmp_path, unjudgeable)
+    assert main(["report", "--results", str(folder), "--out", str(tmp_path / "reports")]) == 0
+    text = (tmp_path / "reports" / "REPORT.md").read_text()
+    n = len(vanishing["claims"])
+    assert f"✅ **all {n - 1} claims hold; 1 claim not judged at this preset**" in text
+    assert report.FAILS not in text and f"| {report.NOT_JUDGED} | {md_cell(vanishing['claims'][0]['statement'])} |" in text
+    assert "needs a longer run" in text
+    assert f"all {n - 1} claims hold; 1 claim not judged at this preset" in capsys.readouterr().out
+    data = json.loads((folder / "vanishing" / "quick.json").read_text())
+    printed = summary_table(data)
+    assert f"[NOT JUDGED] {data['claims'][0]['statement']}" in printed and "needs a longer run" in printed
+    assert "[FAILS]" not in printed
+
+
+def test_counts_are_singular_and_plural_right():
+    one = [{"holds": True}]
+    assert count_text(one) == "the one claim holds" and count_text([{"holds": False}]) == "the one claim fails"
+    assert count_text(one * 3) == "all 3 claims hold"
+    assert count_text(one * 2 + [{"holds": False}]) == "1 of 3 claims fails"
+    assert count_text([{"holds": False}] * 2 + one) == "2 of 3 claims fail"
+    assert count_text(one + [{"holds": False, "needs": "x"}]) == "the one claim holds; 1 claim not judged at this preset"
+    assert plural(1, "seed") == "1 seed" and plural(2, "seed") == "2 seeds"
 
 
 @pytest.mark.parametrize("mean, low, high, difference, verdict", [
@@ -164,7 +194,7 @@ def test_a_broken_results_file_is_named_at_the_top_not_fatal(tmp_path, content, 
     (tmp_path / "results" / "vanishing" / "full.json").write_text(content)
     text = report.build_report(tmp_path / "results", tmp_path / "reports").path.read_text()
     top = text[:text.index("| experiment |")]
-    assert f"{report.FAILS} 1 results file(s) unreadable: vanishing" in top
+    assert f"{report.FAILS} 1 results file unreadable: vanishing" in top
     row = next(line for line in text.splitlines() if line.startswith("| vanishing |"))
     assert problem in row
 
