@@ -7,7 +7,8 @@ An experiment is one file, experiments/<name>.py, that provides:
   ``--set KEY=VALUE`` with a key the preset names sets that parameter (the experiment decides
   which variants it shapes); any other config key is set on every variant (runner.resolve);
 - ``variants(p) -> list[Variant]`` for a preset's parameters ``p``;
-- ``claims(results) -> list[Claim]``, each with a stable ``id`` (the audit of the notes cites it);
+- ``claims(results) -> list[Claim]``, each with a stable ``id`` (the audit of the notes cites it),
+  and ``needs="..."`` where the run's setup cannot judge it (results["params"] says the length);
 - optionally ``extras(p, ctx) -> dict`` for outputs that are not training curves: numbers, its own
   "tables" ({title: markdown}) and "figures" ({title: PNG path}), which the run and the report show.
 

@@ -155,17 +155,17 @@ def tensorboard(tmp_path_factory):
         srv.stop()
 
 
+TIMINGS = {"browser_timing": "TensorBoard in Chromium: seconds from opening the page",
+           "notebook_timing": "The notebook tour"}
+
+
 def pytest_terminal_summary(terminalreporter):
-    """The times tests/test_browser.py measured (page opened -> charts drawn), at the end of the run."""
-    lines = [value for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
-             for key, value in getattr(report, "user_properties", []) if key == "browser_timing"]
-    if lines:
-        terminalreporter.section("TensorBoard in Chromium: seconds from opening the page")
-        for line in lines:
-            terminalreporter.write_line(line)
-    notebook = [value for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
-                for key, value in getattr(report, "user_properties", []) if key == "notebook_timing"]
-    if notebook:
-        terminalreporter.section("The notebook tour")
-        for line in notebook:
-            terminalreporter.write_line(line)
+    """The times tests measured and recorded (the browser's page -> charts drawn, the notebook's run),
+    at the end of the run."""
+    reports = terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+    for key, title in TIMINGS.items():
+        lines = [value for report in reports for k, value in getattr(report, "user_properties", []) if k == key]
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)
