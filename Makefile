@@ -14,7 +14,7 @@ EXPERIMENTS += claims_audit
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: setup setup-ray data bench test test-full tensorboard report exp-all clean
+.PHONY: setup setup-ray data data-fashion bench test test-full tensorboard report exp-all clean
 
 setup: $(STAMP) data
 
@@ -35,6 +35,10 @@ $(RAY_STAMP): $(STAMP)
 data: $(STAMP)
 	@$(PY) -m repro data --dataset mnist
 
+# Fashion-MNIST: the second dataset of make exp-generalise and its tests (from Debian's package offline).
+data-fashion: $(STAMP)
+	@$(PY) -m repro data --dataset fashion-mnist
+
 # Any experiments/<name>.py: make exp-<name> (a pattern rule, so a new experiment needs no edit here).
 exp-%: setup
 	$(PY) -m repro run $* $(RUN_ARGS)
@@ -49,6 +53,16 @@ exp-claims-audit: setup
 			echo "make exp-claims-audit: $$e failed; its statements stay 'not run yet'" >&2; \
 	done
 	$(PY) -m repro run claims_audit $(RUN_ARGS)
+
+# Every experiment's phenomenon claims under other setups (Fashion-MNIST, widths x2, batch size
+# halved and doubled, fresh seeds), then the report. PRESET is quick unless given (the CNNs' full
+# presets take hours here); CONDITIONS=fashion-mnist,widths-x2 picks some, ONLY=vanishing,init some experiments.
+GEN_PRESET = $(if $(filter command line environment,$(origin PRESET)),$(PRESET),quick)
+.PHONY: exp-generalise
+exp-generalise: setup data-fashion
+	$(PY) -m repro generalise --preset $(GEN_PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(if $(CONDITIONS),--conditions $(CONDITIONS)) $(if $(ONLY),--experiments $(ONLY)); \
+	status=$$?; $(PY) -m repro report --preset $(GEN_PRESET); exit $$status
 
 .PHONY: exp-modern-cnn
 exp-modern-cnn: exp-modern_cnn  # the module name has an underscore; both spellings work
@@ -72,7 +86,7 @@ report: $(STAMP)
 bench: setup
 	$(PY) -m repro bench
 
-test: setup $(RAY_STAMP)
+test: setup $(RAY_STAMP) data-fashion
 	$(PY) -m pytest -q
 
 test-full: setup

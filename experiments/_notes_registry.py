@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.claims import FAILS, HOLDS, NOT_JUDGED, verdict
+from repro.generalise import beyond_reference, read_matrix
 from repro.tables import md_table
 
 OWN = "claims_audit"
@@ -290,11 +291,14 @@ def audit(own: list, results_root: Path, preset: str, own_figures: dict) -> list
     experiments = {e for s in STATEMENTS for e, _ in s.evidence} - {OWN}
     sources = {e: read_results(results_root, e, preset) for e in sorted(experiments)}
     sources[OWN] = {"preset": preset, "claims": [c.to_dict() for c in own], "extras": {"figures": own_figures}}
+    matrix = read_matrix(results_root, preset)   # python -m repro generalise, if it has run at this preset
     rows = []
     for number, s in enumerate(STATEMENTS, start=1):
         verdict, lines = judge(s, sources)
         rows.append({"number": number, "section": s.section, "statement": s.en, "original": s.ja,
-                     "evidence": lines, "verdict": verdict, "kind": kind_of(verdict), "see": _figure_link(s, sources)})
+                     "evidence": lines, "evidence_ids": [list(e) for e in s.evidence], "verdict": verdict,
+                     "kind": kind_of(verdict), "beyond": beyond_reference(list(s.evidence), matrix),
+                     "see": _figure_link(s, sources)})
     return rows
 
 
@@ -310,8 +314,9 @@ def verdict_counts(rows: list[dict]) -> dict[str, int]:
 
 
 def audit_table(rows: list[dict]) -> str:
-    table = md_table(["#", "section", "statement", "original (notes)", "evidence: measured (bound)", "verdict", "see"],
+    table = md_table(["#", "section", "statement", "original (notes)", "evidence: measured (bound)", "verdict",
+                      "beyond the reference setup", "see"],
                      [[r["number"], r["section"], r["statement"], r["original"], "; ".join(r["evidence"]) or "-",
-                       f"**{r['verdict']}**", r["see"]] for r in rows])
+                       f"**{r['verdict']}**", r["beyond"] if r["evidence"] else "-", r["see"]] for r in rows])
     counts = verdict_counts(rows)
     return table + f"\n\n{len(rows)} statements: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n)

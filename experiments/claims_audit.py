@@ -25,7 +25,7 @@ from experiments import _landscapes as land
 from experiments import _notes_registry as registry
 from experiments._audit_measures import dropout_ensemble, exact_checks, hidden_activations, lr_window, zero_shares
 from experiments.optimizers import HALF_DECADES, book_name
-from repro.experiment import (BOOK_NET, OVERFIT_300, Claim, TrialConfig, Variant, at_least, at_most, between, diverged,
+from repro.experiment import (ANALYTIC, PHENOMENON, BOOK_NET, OVERFIT_300, Claim, TrialConfig, Variant, at_least, at_most, between, diverged,
                               ends_above_start, stats)
 
 TITLE = "The notes, audited: every statement with a measured verdict"
@@ -129,87 +129,87 @@ def own_claims(m: dict) -> list[Claim]:
     blown = ", ".join(land.LABELS[o] for o in land.OPTIMIZERS if float(top) in window[o]["unstable"])
     at_bottom = [(window[o]["losses"][bottom] or math.nan) / loss[o] for o in land.OPTIMIZERS]
     widths = {o: window[o]["width"] for o in land.OPTIMIZERS}
-    rules = [at_most(f"update-rule-{opt}", f"update rule, {land.LABELS[opt]}: torch.optim's moves on the valley follow the notes' rule "
+    rules = [at_most(f"update-rule-{opt}", ANALYTIC, f"update rule, {land.LABELS[opt]}: torch.optim's moves on the valley follow the notes' rule "
                      "(largest error, 20 steps)", m["rules"][opt], 1e-12) for opt in land.OPTIMIZERS]
     out = [
-        at_most("sigmoid-tail", "sigmoid tail: sigmoid'(5) by autograd", c["sigmoid_slope_5"], 0.01, "sigmoid'(0) = 0.25"),
-        between("xavier-sd", "Xavier sd: N(0, 1/n) weights, sd x sqrt(n) (784 x 1000)", c["xavier_sd"], 0.98, 1.02),
-        between("he-sd", "He sd: N(0, 2/n) weights, sd x sqrt(n / 2) (784 x 1000)", c["he_sd"] / math.sqrt(2), 0.98, 1.02),
-        at_most("bn-formula", "BN formula: BatchNorm1d in training mode = (x - batch mean) / sqrt(batch variance + eps) * gamma + beta "
+        at_most("sigmoid-tail", ANALYTIC, "sigmoid tail: sigmoid'(5) by autograd", c["sigmoid_slope_5"], 0.01, "sigmoid'(0) = 0.25"),
+        between("xavier-sd", ANALYTIC, "Xavier sd: N(0, 1/n) weights, sd x sqrt(n) (784 x 1000)", c["xavier_sd"], 0.98, 1.02),
+        between("he-sd", ANALYTIC, "He sd: N(0, 2/n) weights, sd x sqrt(n / 2) (784 x 1000)", c["he_sd"] / math.sqrt(2), 0.98, 1.02),
+        at_most("bn-formula", ANALYTIC, "BN formula: BatchNorm1d in training mode = (x - batch mean) / sqrt(batch variance + eps) * gamma + beta "
                 "(largest error)", c["batchnorm_formula"], 1e-12),
-        at_most("minibatch-loop", "mini-batch loop: the notes' slices visit every sample once an epoch (samples not visited once, "
+        at_most("minibatch-loop", ANALYTIC, "mini-batch loop: the notes' slices visit every sample once an epoch (samples not visited once, "
                 "N = 1050, batch 100)", c["minibatch_loop"]["not_once"], 0,
                 f"last batch {c['minibatch_loop']['last_batch']}"),
-        at_least("relu-sparsity", "ReLU sparsity: share of exactly-zero hidden activations on test images, trained ReLU + He "
+        at_least("relu-sparsity", PHENOMENON, "ReLU sparsity: share of exactly-zero hidden activations on test images, trained ReLU + He "
                  "(lowest seed, mean over layers)", min(relu["exact"]), 0.25, f"seeds: {relu['exact']}"),
-        at_most("sigmoid-tanh-not-sparse", "sigmoid and tanh sparsity: share of exactly-zero hidden activations (largest seed)",
+        at_most("sigmoid-tanh-not-sparse", PHENOMENON, "sigmoid and tanh sparsity: share of exactly-zero hidden activations (largest seed)",
                 max(max(s["exact"]) for s in others), 0.0,
                 "|h| < 0.01: sigmoid %.3g, tanh %.3g" % tuple(np.mean(s["near"]) for s in others)),
-        at_least("bn-does-not-narrow-gap", "BN and overfitting: on 300 images the train - test gap with BN is no narrower "
+        at_least("bn-does-not-narrow-gap", PHENOMENON, "BN and overfitting: on 300 images the train - test gap with BN is no narrower "
                  "(gap with BN minus without, mean over seeds)", gap[bn] - gap[plain], 0.0,
                  f"gap without BN {gap[plain]:.3f}, with BN {gap[bn]:.3f}"),
-        at_least("capacity-narrows-gap", "capacity: on 300 images a 1 x 16 net has a narrower gap than 6 x 100 (difference of mean gaps)",
+        at_least("capacity-narrows-gap", PHENOMENON, "capacity: on 300 images a 1 x 16 net has a narrower gap than 6 x 100 (difference of mean gaps)",
                  gap[plain] - gap[narrow], 0.0,
                  "train accuracy 1 x 16: %.3f" % m["overfit"][narrow]["final_train_acc"]["mean"]),
-        at_least("learning-rate-matters", "learning rate matters: every optimiser's final loss spans at least 2x over the grid, diverged "
+        at_least("learning-rate-matters", PHENOMENON, "learning rate matters: every optimiser's final loss spans at least 2x over the grid, diverged "
                  "rates aside (smallest best-to-worst ratio)", min(window[o]["spread"] for o in land.OPTIMIZERS), 2.0),
-        at_least("rate-too-large", f"too large: at lr {float(top):g} none of the five gets its loss below 1.5 (lowest final loss, "
+        at_least("rate-too-large", PHENOMENON, f"too large: at lr {float(top):g} none of the five gets its loss below 1.5 (lowest final loss, "
                  "mean over seeds)", min(at_top), 1.5, f"unstable (diverged or ended above 2x its start): {blown or 'none'}"),
-        at_least("rate-too-small", f"too small: at lr {float(bottom):g} no optimiser diverges and each ends at least 1.2x above its "
+        at_least("rate-too-small", PHENOMENON, f"too small: at lr {float(bottom):g} no optimiser diverges and each ends at least 1.2x above its "
                  "best loss (smallest ratio)", min(at_bottom), 1.2),
-        at_least("small-rate-local-minimum", "small rate, double well: SGD, AdaGrad, RMSProp and Adam at the two smallest rates end in the local "
+        at_least("small-rate-local-minimum", ANALYTIC, "small rate, double well: SGD, AdaGrad, RMSProp and Adam at the two smallest rates end in the local "
                  "minimum (share)", small.count("local") / len(small), 1.0,
                  "Momentum at lr %g: m >= 0.9 reaches the global one" % land.LR_GRID[0]),
         *rules,
-        at_least("well-momentum-beats-sgd", "double well, Momentum beats SGD: share of (lr, m) cells ending in the global minimum minus SGD's "
+        at_least("well-momentum-beats-sgd", ANALYTIC, "double well, Momentum beats SGD: share of (lr, m) cells ending in the global minimum minus SGD's "
                  "share of rates", share["momentum"] - share["sgd"], 0.1,
                  f"Momentum {share['momentum']:.2f}, SGD {share['sgd']:.2f}"),
-        at_least("well-momentum-not-guaranteed", "double well, Momentum not guaranteed: share of its cells ending in the local minimum or diverged",
+        at_least("well-momentum-not-guaranteed", ANALYTIC, "double well, Momentum not guaranteed: share of its cells ending in the local minimum or diverged",
                  1 - share["momentum"], 0.3),
-        at_most("well-rmsprop", "double well, RMSProp: share of rates ending in the global minimum minus SGD's",
+        at_most("well-rmsprop", ANALYTIC, "double well, RMSProp: share of rates ending in the global minimum minus SGD's",
                 share["rmsprop"] - share["sgd"], 0.0),
-        at_least("valley-momentum-faster", "valley, Momentum: iterations until f stays < 1e-3, SGD's best over Momentum's best (lr, m)",
+        at_least("valley-momentum-faster", ANALYTIC, "valley, Momentum: iterations until f stays < 1e-3, SGD's best over Momentum's best (lr, m)",
                  best["sgd"] / best["momentum"], 1.5,
                  f"SGD {best['sgd']}, Momentum {best['momentum']} (lr {valley['momentum']['best']['lr']:g}, "
                  f"m {valley['momentum']['best']['momentum']:g})"),
-        at_least("valley-momentum-0.9-slower", "valley, Momentum at m = 0.9: its best iterations over SGD's best (slower: >= 1)",
+        at_least("valley-momentum-0.9-slower", ANALYTIC, "valley, Momentum at m = 0.9: its best iterations over SGD's best (slower: >= 1)",
                  m09["iterations"] / best["sgd"] if m09 else math.inf, 1.0),
-        at_least("valley-adagrad-faster", "valley, AdaGrad: iterations until f stays < 1e-3, SGD's best over AdaGrad's best",
+        at_least("valley-adagrad-faster", ANALYTIC, "valley, AdaGrad: iterations until f stays < 1e-3, SGD's best over AdaGrad's best",
                  best["sgd"] / best["adagrad"], 1.5),
-        at_most("adagrad-rate-shrinks", "AdaGrad rate: its effective rate |step| / |gradient| never rises along the valley "
+        at_most("adagrad-rate-shrinks", ANALYTIC, "AdaGrad rate: its effective rate |step| / |gradient| never rises along the valley "
                 "(largest relative rise)",
                 float(np.max(shrink[1:] / shrink[:-1] - 1)), 1e-9,
                 "last / first %.3g; RMSProp's rises x%.3g from its lowest" %
                 (shrink[-1] / shrink[0], m["shrink"]["rmsprop"][-1] / min(m["shrink"]["rmsprop"]))),
-        at_most("saddle-adagrad", "saddle, AdaGrad: escape iterations over SGD's, worse of axis-aligned and rotated",
+        at_most("saddle-adagrad", ANALYTIC, "saddle, AdaGrad: escape iterations over SGD's, worse of axis-aligned and rotated",
                 max(saddle[g]["adagrad"] / saddle[g]["sgd"] for g in saddle), 1.2,
                 "; ".join(f"{g}: " + ", ".join(f"{land.LABELS[o]} {n}" for o, n in saddle[g].items()) for g in saddle)),
-        at_most("rmsprop-window", "RMSProp window: no clear advantage, its learning-rate window over the widest of the other four",
+        at_most("rmsprop-window", PHENOMENON, "RMSProp window: no clear advantage, its learning-rate window over the widest of the other four",
                 widths["rmsprop"] / max(w for o, w in widths.items() if o != "rmsprop"), 2.0,
                 ", ".join(f"{land.LABELS[o]} x{w:.3g}" for o, w in widths.items())),
-        at_least("adaptive-beat-sgd", "adaptive beat SGD: SGD's best final loss over the worst best of AdaGrad, RMSProp and Adam",
+        at_least("adaptive-beat-sgd", PHENOMENON, "adaptive beat SGD: SGD's best final loss over the worst best of AdaGrad, RMSProp and Adam",
                  loss["sgd"] / max(loss[o] for o in ("adagrad", "rmsprop", "adam")), 1.0),
-        at_least("adam-vs-momentum-rmsprop-well", "Adam vs Momentum and RMSProp, double well: Adam's global share minus the better one's",
+        at_least("adam-vs-momentum-rmsprop-well", ANALYTIC, "Adam vs Momentum and RMSProp, double well: Adam's global share minus the better one's",
                  share["adam"] - max(share["momentum"], share["rmsprop"]), 0.0),
-        at_least("adam-vs-momentum-rmsprop-valley", "Adam vs Momentum and RMSProp, valley: Adam's iterations over the slower one's",
+        at_least("adam-vs-momentum-rmsprop-valley", ANALYTIC, "Adam vs Momentum and RMSProp, valley: Adam's iterations over the slower one's",
                  best["adam"] / max(best["momentum"], best["rmsprop"]), 1.0),
-        at_least("adam-vs-momentum-rmsprop-saddle", "Adam vs Momentum and RMSProp, rotated saddle: Adam's escape over the slower one's",
+        at_least("adam-vs-momentum-rmsprop-saddle", ANALYTIC, "Adam vs Momentum and RMSProp, rotated saddle: Adam's escape over the slower one's",
                  saddle["rotated"]["adam"] / max(saddle["rotated"]["momentum"], saddle["rotated"]["rmsprop"]), 1.0),
-        between("adam-vs-momentum-rmsprop-mnist", "Adam vs Momentum and RMSProp, MNIST: Adam's best final loss over the better one's (close to it)",
+        between("adam-vs-momentum-rmsprop-mnist", PHENOMENON, "Adam vs Momentum and RMSProp, MNIST: Adam's best final loss over the better one's (close to it)",
                 loss["adam"] / min(loss["momentum"], loss["rmsprop"]), 0.75, 1.25),
-        between("dropout-mask-share", "dropout masks: share of units one training-mode mask drops (p = 0.5)",
+        between("dropout-mask-share", ANALYTIC, "dropout masks: share of units one training-mode mask drops (p = 0.5)",
                 np.mean([d["dropped"] for d in drop]), 0.49, 0.51),
-        at_most("dropout-ensemble-accuracy", "dropout ensemble: |accuracy of averaged masks - the scaled net's| (mean over seeds)",
+        at_most("dropout-ensemble-accuracy", PHENOMENON, "dropout ensemble: |accuracy of averaged masks - the scaled net's| (mean over seeds)",
                 abs(np.mean([d["mc_acc"] - d["eval_acc"] for d in drop])), 0.02),
-        at_least("dropout-ensemble-agreement", "dropout ensemble: averaged masks and the scaled net agree (share of test images, lowest seed)",
+        at_least("dropout-ensemble-agreement", PHENOMENON, "dropout ensemble: averaged masks and the scaled net agree (share of test images, lowest seed)",
                  min(d["agreement"] for d in drop), 0.95),
-        at_least("single-mask-less-accurate", "single mask: one thinned net alone is less accurate than the scaled net (mean drop)",
+        at_least("single-mask-less-accurate", PHENOMENON, "single mask: one thinned net alone is less accurate than the scaled net (mean drop)",
                  np.mean([d["eval_acc"] - d["single_acc"] for d in drop]), 0.03),
-        at_most("l1-norm", "L1 norm: lambda * sum|W| against lambda * ||W||_1 (error)", c["l1_norm"], 1e-10),
-        at_most("l2-gradient", "L2 gradient: d/dW 0.5 lambda sum W^2 against lambda W (largest error)", c["l2_gradient"], 1e-12),
-        at_most("l1-gradient", "L1 gradient: d/dW lambda sum|W| against lambda sign(W), 0 at 0 (largest error)",
+        at_most("l1-norm", ANALYTIC, "L1 norm: lambda * sum|W| against lambda * ||W||_1 (error)", c["l1_norm"], 1e-10),
+        at_most("l2-gradient", ANALYTIC, "L2 gradient: d/dW 0.5 lambda sum W^2 against lambda W (largest error)", c["l2_gradient"], 1e-12),
+        at_most("l1-gradient", ANALYTIC, "L1 gradient: d/dW lambda sum|W| against lambda sign(W), 0 at 0 (largest error)",
                 c["l1_gradient"], 1e-12),
-        at_most("l2-step", "L2 step: one SGD step with weight_decay against W - lr (g + lambda W) (largest error)",
+        at_most("l2-step", ANALYTIC, "L2 step: one SGD step with weight_decay against W - lr (g + lambda W) (largest error)",
                 c["l2_step"], 1e-12),
     ]
     for claim in out:  # numpy scalars -> plain numbers for the results JSON

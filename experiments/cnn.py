@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro import figures
-from repro.experiment import Claim, Reference, TrialConfig, Variant, agg, at_least, at_most
+from repro.experiment import ANALYTIC, FIGURE, PHENOMENON, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most
 from repro.nets import build_model, conv_output_size
 from repro.engine import seeded_generators
 
@@ -177,21 +177,21 @@ def extras(p: dict, ctx) -> dict:
 def claims(results: dict) -> list[Claim]:
     p, e = results["params"], results["extras"]
     out = [
-        at_most("conv-output-size", f"output size floor((H + 2P - FH) / S) + 1 matches nn.Conv2d ({SHAPE_TRIALS} random shapes, "
+        at_most("conv-output-size", ANALYTIC, f"output size floor((H + 2P - FH) / S) + 1 matches nn.Conv2d ({SHAPE_TRIALS} random shapes, "
                 "mismatches)", e["conv_size_mismatches"], 0),
-        at_most("pool-output-size", f"the same formula matches nn.MaxPool2d ({SHAPE_TRIALS} random shapes, mismatches)",
+        at_most("pool-output-size", ANALYTIC, f"the same formula matches nn.MaxPool2d ({SHAPE_TRIALS} random shapes, mismatches)",
                 e["pool_size_mismatches"], 0),
-        at_most("im2col-equals-conv2d", "im2col (F.unfold) times the filter matrix equals nn.Conv2d (largest |difference|, float64)",
+        at_most("im2col-equals-conv2d", ANALYTIC, "im2col (F.unfold) times the filter matrix equals nn.Conv2d (largest |difference|, float64)",
                 e["im2col_conv_max_error"], 1e-10),
-        at_most("im2col-equals-maxpool2d", "max pooling as a max over im2col columns equals nn.MaxPool2d (largest |difference|)",
+        at_most("im2col-equals-maxpool2d", ANALYTIC, "max pooling as a max over im2col columns equals nn.MaxPool2d (largest |difference|)",
                 e["im2col_pool_max_error"], 0.0),
-        at_least("simpleconvnet-book-accuracy", f"SimpleConvNet, book setup: test accuracy after {p['iters']} iterations (mean over seeds)",
+        at_least("simpleconvnet-book-accuracy", FIGURE, f"SimpleConvNet, book setup: test accuracy after {p['iters']} iterations (mean over seeds)",
                  agg(results, BOOK), p["min_acc"]),
-        at_least("simpleconvnet-course-accuracy", f"SimpleConvNet, course subset: test accuracy after {p['course_iters']} iterations (mean)",
+        at_least("simpleconvnet-course-accuracy", FIGURE, f"SimpleConvNet, course subset: test accuracy after {p['course_iters']} iterations (mean)",
                  agg(results, COURSE), p["course_min_acc"]),
     ]
     if "filter_smoothness_after" in e:
-        out.append(at_least("filters-become-smooth", "first-layer filters turn from noise into smooth strokes (adjacent-tap correlation "
+        out.append(at_least("filters-become-smooth", PHENOMENON, "first-layer filters turn from noise into smooth strokes (adjacent-tap correlation "
                             "after training, lowest over seeds)", min(e["filter_smoothness_after"]),
                             p["min_smoothness"], "before training: "
                             f"{', '.join(f'{v:.3f}' for v in e['filter_smoothness_before'])}"))

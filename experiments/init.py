@@ -21,7 +21,8 @@ import math
 import torch
 
 from repro import figures
-from repro.experiment import (BOOK_NET, Claim, Variant, agg, at_least, at_most, between, book_loss_reference,
+from repro.experiment import (ANALYTIC, PHENOMENON, BOOK_NET, Claim, Variant, agg, at_least, at_most, between, book_loss_reference,
+                              chance_loss,
                               format_stats, is_true, md_table, per_seed_table, stats)
 from repro.nets import ACTIVATION_MODULES, init_variance, init_weight
 from repro.probes import ASYMPTOTES, activation_stats
@@ -239,44 +240,45 @@ def claims(results: dict) -> list[Claim]:
     dead = [v for cell in acts["relu"].values() for v in seed_mean(cell, "dead")]
     move = {name: sym[name]["hidden_move"] for name in copies}
     return [
-        at_least("sigmoid-n1-saturates", "sigmoid + N(0, 1): over 60% of activations saturated in every layer (least layer, seed mean)",
+        at_least("sigmoid-n1-saturates", ANALYTIC, "sigmoid + N(0, 1): over 60% of activations saturated in every layer (least layer, seed mean)",
                  min(seed_mean(acts["sigmoid"]["normal:1"], "saturated")), 0.6),
-        between("tanh-n1-saturates", "tanh + N(0, 1): about 85% beyond |0.95| (seed mean over layers)",
+        between("tanh-n1-saturates", ANALYTIC, "tanh + N(0, 1): about 85% beyond |0.95| (seed mean over layers)",
                 sum(seed_mean(acts["tanh"]["normal:1"], "saturated")) / LAYERS, 0.8, 0.9),
-        at_most("sigmoid-n001-sd-small", "sigmoid + N(0, 0.01): sd below 0.03 in every layer (largest, any seed)",
+        at_most("sigmoid-n001-sd-small", ANALYTIC, "sigmoid + N(0, 0.01): sd below 0.03 in every layer (largest, any seed)",
                 max(map(max, small["std"])), 0.03),
-        at_most("sigmoid-n001-at-half", "sigmoid + N(0, 0.01): piled around 0.5 (largest |mean - 0.5|, any seed and layer)",
+        at_most("sigmoid-n001-at-half", ANALYTIC, "sigmoid + N(0, 0.01): piled around 0.5 (largest |mean - 0.5|, any seed and layer)",
                 max(abs(v - 0.5) for seed in small["mean"] for v in seed), 0.01),
-        at_most("relu-he-sd-steady", "ReLU + He: sd within 20% across the 5 layers (largest / smallest, seed mean)",
+        at_most("relu-he-sd-steady", ANALYTIC, "ReLU + He: sd within 20% across the 5 layers (largest / smallest, seed mean)",
                 max(he_sd) / min(he_sd), 1.2),
-        between("relu-xavier-sd-shrinks", "ReLU + Xavier: sd shrinks by about 1/sqrt(2) a layer (geometric mean ratio, seed mean)",
+        between("relu-xavier-sd-shrinks", ANALYTIC, "ReLU + Xavier: sd shrinks by about 1/sqrt(2) a layer (geometric mean ratio, seed mean)",
                 (xavier_sd[-1] / xavier_sd[0]) ** (1 / (LAYERS - 1)), 0.65, 0.77),
-        at_most("relu-n001-sd-collapses", "ReLU + N(0, 0.01): sd collapses by over 10x a layer (largest layer ratio, any seed)",
+        at_most("relu-n001-sd-collapses", ANALYTIC, "ReLU + N(0, 0.01): sd collapses by over 10x a layer (largest layer ratio, any seed)",
                 max(max(layer_ratios(sd)) for sd in acts["relu"]["normal:0.01"]["std"]), 0.1),
-        between("relu-half-dead", "ReLU: about half the units dead at every init and layer (seed mean, farthest from 0.5)",
+        between("relu-half-dead", ANALYTIC, "ReLU: about half the units dead at every init and layer (seed mean, farthest from 0.5)",
                 max(dead, key=lambda v: abs(v - 0.5)), 0.45, 0.55),
-        at_most("variance-theory-predicts-sd", "variance-propagation theory predicts every layer's sd (largest |measured / theory - 1|)",
+        at_most("variance-theory-predicts-sd", ANALYTIC, "variance-propagation theory predicts every layer's sd (largest |measured / theory - 1|)",
                 theory_error, 0.15),
-        at_most("relu-n001-stuck-at-ln10", "training: ReLU + N(0, 0.01) stays within 0.01 of ln 10 (late loss, farthest seed)",
-                max(abs(v - math.log(10)) for v in trials["relu + N(0,0.01)"]), 0.01),
-        is_true("relu-he-below-xavier", "training: ReLU + He ends below ReLU + Xavier (late loss, margin of the means)",
+        at_most("relu-n001-stuck-at-ln10", PHENOMENON, "training: ReLU + N(0, 0.01) stays within 0.01 of the chance loss ln(classes) "
+                "(late loss, farthest seed)",
+                max(abs(v - chance_loss(results, "relu + N(0,0.01)")) for v in trials["relu + N(0,0.01)"]), 0.01),
+        is_true("relu-he-below-xavier", PHENOMENON, "training: ReLU + He ends below ReLU + Xavier (late loss, margin of the means)",
                 agg(results, "relu + he", "late_loss") < agg(results, "relu + xavier", "late_loss"),
                 agg(results, "relu + xavier", "late_loss") - agg(results, "relu + he", "late_loss")),
-        at_most("symmetric-init-identical-units", "zero/constant init: every hidden unit keeps identical incoming weights "
+        at_most("symmetric-init-identical-units", PHENOMENON, "zero/constant init: every hidden unit keeps identical incoming weights "
                 "(largest difference between units, any variant and seed)",
                 max(max(sym[n]["unit_spread"]) for n in copies), 1e-6),
-        at_least("he-init-units-differ", "... while from He init the units differ (smallest difference between units, any seed)",
+        at_least("he-init-units-differ", PHENOMENON, "... while from He init the units differ (smallest difference between units, any seed)",
                  min(sym["relu + he"]["unit_spread"]), 0.1),
-        at_most("relu-zeros-never-moves", "ReLU + zeros: the hidden weights never move (largest |W|, any seed)",
+        at_most("relu-zeros-never-moves", PHENOMENON, "ReLU + zeros: the hidden weights never move (largest |W|, any seed)",
                 max(move["relu + zeros"]), 0.0),
-        at_least("sigmoid-zeros-gets-gradient", "sigmoid + zeros: the hidden weights do get a gradient (largest move, least seed)",
+        at_least("sigmoid-zeros-gets-gradient", PHENOMENON, "sigmoid + zeros: the hidden weights do get a gradient (largest move, least seed)",
                  min(move["sigmoid + zeros"]), 1e-7),
-        at_most("sigmoid-zeros-barely-moves", "... but barely move: a saddle it does not leave (largest move, any seed)",
+        at_most("sigmoid-zeros-barely-moves", PHENOMENON, "... but barely move: a saddle it does not leave (largest move, any seed)",
                 max(move["sigmoid + zeros"]), 1e-3),
-        at_least("relu-constant-learns-as-copies", "ReLU + constant 0.01 learns, as copies: its hidden weights move >= 50x more than from zeros "
+        at_least("relu-constant-learns-as-copies", PHENOMENON, "ReLU + constant 0.01 learns, as copies: its hidden weights move >= 50x more than from zeros "
                  "(least constant seed / largest sigmoid-zeros seed)",
                  min(move["relu + constant 0.01"]) / max(move["sigmoid + zeros"]), 50),
-        at_least("copies-waste-width", "a network of copies wastes its width: test accuracy below He's by >= 0.5 "
+        at_least("copies-waste-width", PHENOMENON, "a network of copies wastes its width: test accuracy below He's by >= 0.5 "
                  "(He - best copy, means)",
                  agg(results, "relu + he") - max(agg(results, n) for n in copies), 0.5),
     ]

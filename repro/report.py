@@ -8,6 +8,8 @@ then the setup, a table of reference beside measured mean ± sd (n seeds) with t
 a verdict, every claim with its measured value, and the figures: those the experiment drew itself,
 then accuracy and loss curves with a band across seeds and the gradient flow (gradient norm per
 layer, one line per variant, log scale). Experiments without results are listed as not run.
+Where ``python -m repro generalise`` has run, a last section puts every phenomenon claim under every
+condition (results/generalise/<preset>.json), with the notes' statements beside it.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from . import claims, figures
+from . import claims, figures, generalise
 from .store import REQUIRED_KEYS
 from .config import FIELDS
 from .experiment import reference_status
@@ -206,10 +208,11 @@ def results_table(results: dict) -> list[str]:
 
 
 def claims_table(results: dict) -> list[str]:
-    rows = [[MARKS[claims.verdict(c)], c["statement"], _number(c["measured"]), c["bound"],
+    rows = [[MARKS[claims.verdict(c)], c["statement"], c.get("kind", "-"), _number(c["measured"]), c["bound"],
              (f"needs {c['needs']}; " if c.get("needs") else "") + c.get("detail", "")]
             for c in results.get("claims", [])]
-    return md_table(["verdict", "claim", "measured", "bound", "detail"], rows).split("\n") if rows else ["No claims."]
+    header = ["verdict", "claim", "kind", "measured", "bound", "detail"]
+    return md_table(header, rows).split("\n") if rows else ["No claims."]
 
 
 def _details(results: dict) -> list[str]:
@@ -321,10 +324,93 @@ HOW_TO_READ = (
     "How to read this report: each section starts with its claims' verdict, then the setup, then a "
     "table of every variant's reference figure (book or course) beside our mean ± sd over n seeds, "
     "with the difference to the nearest end of the reference range and a verdict (✓ within, ≈ the "
-    "seeds' range overlaps the reference, ✗ outside), then every claim with its measured value. The "
+    "seeds' range overlaps the reference, ✗ outside), then every claim with its measured value and its kind "
+    "(phenomenon: a relation meant to hold beyond this setup; figure: a number tied to it; analytic: no "
+    "training involved). The "
     "figures follow: those the experiment drew for its phenomenon, then accuracy and loss against "
     "steps (band: min-max over seeds), then the gradient flow (each layer's gradient norm, input to "
     "output, log scale: a line falling steeply to the left is a vanishing gradient).")
+
+
+# ---- do the phenomena generalise? ----
+
+def _matrix_cell(cell: dict) -> str:
+    value = f" {_number(cell['measured'])}" if "measured" in cell else ""
+    if cell["verdict"] == claims.HOLDS:
+        return "✅" + value
+    if cell["verdict"] in MARKS:
+        return MARKS[cell["verdict"]] + value
+    return "n/a" if cell["verdict"] == generalise.NOT_APPLICABLE else "–"
+
+
+def read_generalise(results_dir: Path, preset: str | None) -> dict | None:
+    """The matrix at ``preset``, or the newest one when none is asked for."""
+    files = sorted((Path(results_dir) / generalise.FOLDER).glob("*.json"), key=lambda f: f.stat().st_mtime,
+                   reverse=True)
+    chosen = [f for f in files if f.stem == preset] if preset else files[:1]
+    return generalise.read_matrix(results_dir, chosen[0].stem) if chosen else None
+
+
+REFERENCE_ONLY = {"figure": "figures", "analytic": "analytic checks"}
+GENERALISE_INTRO = (
+    "Each claim above is judged at the setting the notes or the book used. Here every **phenomenon** "
+    "claim (an ordering, a ratio, a margin, \"stays at chance\") is judged again with one thing changed "
+    "for every variant of its experiment; **figures** (numbers tied to the reference setup) and "
+    "**analytic** checks (no training, so no condition reaches them) are judged at the reference only. "
+    "A claim that fails under a condition is a finding about the phenomenon, not a bug: its bound is "
+    "the one set at the reference, never retuned.")
+
+
+def generalise_section(matrix: dict, audit_rows: list[dict] | None) -> list[str]:
+    """The matrix (phenomenon claim x condition) per experiment, what fails where, and the notes'
+    statements with the column 'beyond the reference setup'."""
+    names = [c["name"] for c in matrix["conditions"]]
+    label_of = {c["name"]: c["label"] for c in matrix["conditions"]}
+    every = [c for e in matrix["experiments"].values() for c in e["claims"]]
+    outcome = {k: sum(generalise.generalises(c) == k for c in every)
+               for k in ("everywhere", "reference only", "fails at the reference", "not checked")}
+    lines = ['<a id="generalise"></a>', "", "## Do the phenomena generalise?", "",
+             f"Preset `{matrix['preset']}` · `python -m repro generalise --preset {matrix['preset']}` · "
+             f"last run {matrix.get('wall_time', float('nan')):.0f} s", "", GENERALISE_INTRO, ""]
+    lines += md_table(["condition", "what changes"],
+                      [[c["label"], c["description"]] for c in matrix["conditions"]]).split("\n")
+    reading = (f"**Reading.** Of {plural(len(every), 'phenomenon claim')} in "
+               f"{plural(len(matrix['experiments']), 'experiment')}, {outcome['everywhere']} hold under every "
+               f"condition that judged them, {outcome['reference only']} hold at the reference but fail under at "
+               f"least one other condition, {outcome['fails at the reference']} fail at the reference itself, and "
+               f"{outcome['not checked']} were judged under no other condition.")
+    judged = {n: [c["cells"][n]["verdict"] for c in every if c["cells"][n]["verdict"] in (claims.HOLDS, claims.FAILS)]
+              for n in names}
+    by_condition = [f"{label_of[n]} {v.count(claims.FAILS)} of {len(v)}" for n, v in judged.items() if v]
+    if by_condition:
+        reading += " Failing, by condition: " + "; ".join(by_condition) + "."
+    lines += ["", reading, ""]
+    for name, claim, cond, cell in generalise.failures(matrix):
+        lines.append(f"- {FAILS} {name}: {md_cell(claim['statement'])} under {label_of[cond]}: measured "
+                     f"{_number(cell['measured'])}, needs {cell['bound']}")
+    for key, error in matrix.get("errors", {}).items():
+        lines.append(f"- {FAILS} {key} could not run: {md_cell(error)}")
+    lines.append("")
+    for exp, e in matrix["experiments"].items():
+        lines += [f"**[{exp}](#{exp})**: {e['title']}", ""]
+        rows = [[c["statement"], c["bound"]] + [_matrix_cell(c["cells"][n]) for n in names]
+                for c in e["claims"]]
+        lines += (md_table(["phenomenon claim", "bound"] + [label_of[n] for n in names], rows).split("\n")
+                  if rows else ["No phenomenon claims."])
+        rest = [f"{REFERENCE_ONLY[kind]} " + ", ".join(f"`{i}`" for i in ids) for kind, ids in e["reference_only"].items()
+                if ids]
+        if rest:
+            lines += ["", "Judged at the reference only: " + "; ".join(rest) + "."]
+        lines.append("")
+    if audit_rows:
+        rows = [[r["number"], r["statement"], r["kind"],
+                 generalise.beyond_reference([tuple(x) for x in r["evidence_ids"]], matrix)]
+                for r in audit_rows if r.get("evidence_ids")]
+        lines += ["**The notes' statements beyond the reference setup**, judged by the same claims as in "
+                  "[the audit](#claims_audit):", ""]
+        lines += md_table(["#", "statement", "verdict at the reference", "beyond the reference setup"],
+                          rows).split("\n") + [""]
+    return lines
 
 
 def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"),
@@ -359,7 +445,18 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
     lines = ["# dl-repro report", "",
              f"Built by `python -m repro report` from `{results_dir}/` on {time.strftime('%Y-%m-%d %H:%M')}; "
              "nothing is re-trained to draw it.", ""]
+    matrix = read_generalise(results_dir, preset)
+    audit = next((e.results.get("extras", {}).get("audit") for e in summary.run if e.name == "claims_audit"), None)
+    if matrix:
+        bad = generalise.failures(matrix)
+        head.append(f"[Beyond the reference setup](#generalise) (preset `{matrix['preset']}`): "
+                    + (f"{FAILS} {plural(len(bad), 'failing cell')}" if bad else "✅ every phenomenon claim holds")
+                    + " in the matrix of phenomenon claims × conditions.")
+    else:
+        head.append("Beyond the reference setup: not checked yet (`make exp-generalise`).")
     lines += [h + "\n" for h in head] + _overview(entries) + ["", HOW_TO_READ, ""] + body
+    if matrix:
+        lines += generalise_section(matrix, audit)
     summary.path.write_text("\n".join(lines).rstrip() + "\n")
     for stale in (out / "figures").rglob("*.png"):
         if stale.relative_to(out / "figures").as_posix() not in written:

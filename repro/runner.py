@@ -61,12 +61,15 @@ def resolve(module, preset: str, sets: dict[str, str]) -> tuple[dict, dict]:
     return params, forced
 
 
-def build_variants(module, params: dict, forced: dict, preset: str | None = None) -> list[Variant]:
-    """The preset's variants with --set applied; each notes which config keys --set changed (what its
-    reference no longer describes), against the same variant built from the preset as written."""
+def build_variants(module, params: dict, forced: dict, preset: str | None = None, change=None) -> list[Variant]:
+    """The preset's variants with --set applied, then ``change`` (a function of one TrialConfig: a
+    condition of ``python -m repro generalise``); each notes which config keys these moved off the
+    preset as written (what its reference no longer describes)."""
     variants = module.variants(params)
     for v in variants:
         v.config = apply_overrides(v.config, forced)
+        if change is not None:
+            v.config = change(v.config)
     names = [v.name for v in variants]
     assert len(set(names)) == len(names), f"duplicate variant names in {module.__name__}"
     if preset is not None:
@@ -121,14 +124,15 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
                    sets: dict[str, str] | None = None, logdir: Path = Path("runs"),
                    results_dir: Path = Path("results"), workers: int | None = None,
                    progress: bool = True, resume: bool = False, executor: str = "local",
-                   address: str | None = None) -> dict:
+                   address: str | None = None, condition=None) -> dict:
     """Run (or, with ``resume``, finish) an experiment; returns the results dict it saved.
 
-    ``executor``/``address``: where the trials run (repro.executor.execute)."""
+    ``executor``/``address``: where the trials run (repro.executor.execute). ``condition``: a
+    repro.generalise.Condition, whose change applies to every variant and whose seeds are used."""
     check_executor(executor, address)
     module = load_experiment(name)
     params, forced = resolve(module, preset, sets or {})
-    variants = build_variants(module, params, forced, preset)
+    variants = build_variants(module, params, forced, preset, condition.change if condition else None)
     device = resolve_device(device)
     n_seeds = seeds if seeds is not None else params.get("seeds", 3)
     if n_seeds < 1:
@@ -141,7 +145,8 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     make_output_dirs(exp_logdir, out_dir)
     with TrialStore(out_dir / "trials", f"{name}/{preset}", resume) as store:
         return _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
-                           exp_logdir, out_dir, store, progress, executor, address)
+                           exp_logdir, out_dir, store, progress, executor, address,
+                           condition.first_seed if condition else 0, condition.name if condition else None)
 
 
 def run_trials(specs: list[TrialSpec], store: TrialStore, workers: int, progress: bool, label: str,
@@ -157,12 +162,13 @@ def run_trials(specs: list[TrialSpec], store: TrialStore, workers: int, progress
 
 
 def _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
-                exp_logdir, out_dir, store, progress, executor="local", address=None) -> dict:
+                exp_logdir, out_dir, store, progress, executor="local", address=None, first_seed=0,
+                condition=None) -> dict:
     started = time.perf_counter()
     specs = [TrialSpec(config=v.config.to_dict(), seed=s, device=device,
                        logdir=str(tb.trial_dir(exp_logdir.parent.parent, name, preset, v.name, s)),
                        hparams={"variant": v.name, "group": v.group}, tag=v.name, keep_state=v.keep_state)
-             for v in variants for s in range(n_seeds)]
+             for v in variants for s in range(first_seed, first_seed + n_seeds)]
     trial_results, resumed = run_trials(specs, store, workers, progress, f"{name}/{preset}", executor, address)
     by_variant = {v.name: [r for r in trial_results if r["tag"] == v.name] for v in variants}
     states = {}  # trained weights go to extras, never into the JSON
@@ -172,7 +178,8 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
     results = {
         "experiment": name, "title": getattr(module, "TITLE", name), "preset": preset, "params": params,
         "forced": {k: list(v) if isinstance(v, tuple) else v for k, v in forced.items()},
-        "seeds": n_seeds, "env": environment(device, workers, executor),
+        "seeds": n_seeds, "first_seed": first_seed, "condition": condition,
+        "env": environment(device, workers, executor),
         "variants": {v.name: {"group": v.group, "metric": v.metric, "config": v.config.to_dict(),
                               "reference": asdict(v.reference) if v.reference else None, "changed": v.changed,
                               "aggregate": aggregate(by_variant[v.name])} for v in variants},

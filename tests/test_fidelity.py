@@ -53,7 +53,7 @@ BOOK_FIGURE = Reference("post_update_loss", 0.249, 0.249, "book", describes=(("i
     (BOOK_FIGURE, TrialConfig(iters=2000), (), None),
     (Reference("late_loss", 0.089, 0.090, MEASURED_HERE), TrialConfig(), (), "no published figure"),
     (BOOK_FIGURE, TrialConfig(iters=2000, dataset="fashion-mnist"), (), "reference is for MNIST"),
-    (BOOK_FIGURE, TrialConfig(iters=2000, lr=0.1), ("lr",), "--set changed lr"),
+    (BOOK_FIGURE, TrialConfig(iters=2000, lr=0.1), ("lr",), "this run changed lr"),
     (BOOK_FIGURE, TrialConfig(iters=1000), (), "reference is for iters=2000"),
 ])
 def test_reference_is_judged_only_where_it_describes_the_run(reference, config, changed, says):
