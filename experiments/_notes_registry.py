@@ -315,7 +315,7 @@ def verdict_counts(rows: list[dict]) -> dict[str, int]:
 
 def audit_table(rows: list[dict]) -> str:
     table = md_table(["#", "section", "statement", "original (notes)", "evidence: measured (bound)", "verdict",
-                      "beyond the reference setup", "see"],
+                      "its evidence beyond the reference setup", "see"],
                      [[r["number"], r["section"], r["statement"], r["original"], "; ".join(r["evidence"]) or "-",
                        f"**{r['verdict']}**", r["beyond"] if r["evidence"] else "-", r["see"]] for r in rows])
     counts = verdict_counts(rows)

@@ -118,7 +118,8 @@ def init_gradient_flow(p: dict, ctx) -> dict:
     """family -> depth -> {"layers": [k], "norms": [[per seed]], "ratios": [per seed]}, for the figure and claims."""
     flow = {}
     first = ctx.trials[depth_name("plain", p["depths"][0])][0]["config"]
-    data = load(first["dataset"], device=ctx.device, train_size=100, flatten=False)
+    # one training batch of the variants' own size: the first batch_size training images
+    data = load(first["dataset"], device=ctx.device, train_size=first["batch_size"], flatten=False)
     for family in FAMILIES:
         for depth in p["depths"]:
             entry = flow.setdefault(family, {}).setdefault(str(depth), {"norms": [], "ratios": []})

@@ -86,16 +86,21 @@ def matrix_path(results_dir: Path, preset: str) -> Path:
     return Path(results_dir) / FOLDER / f"{preset}.json"
 
 
-def why_not_applicable(experiment: str, preset: str, condition: Condition) -> str | None:
-    """Why ``condition`` cannot test ``experiment`` (it changes none of its variants), or None."""
-    if condition.change is None:
-        return None
+def untouched_variants(experiment: str, preset: str, condition: Condition) -> tuple[list[str], int]:
+    """The variants of ``experiment`` whose config ``condition`` leaves as it is, and how many there are."""
     from .runner import build_variants, load_experiment, resolve
     module = load_experiment(experiment)
     params, _ = resolve(module, preset, {})
-    before = [v.config for v in build_variants(module, params, {})]
-    after = [v.config for v in build_variants(module, params, {}, change=condition.change)]
-    return None if before != after else "it changes none of this experiment's variants"
+    before = build_variants(module, params, {})
+    if condition.change is None:
+        return [], len(before)
+    return [v.name for v in before if condition.change(v.config) == v.config], len(before)
+
+
+def why_not_applicable(experiment: str, preset: str, condition: Condition) -> str | None:
+    """Why ``condition`` cannot test ``experiment`` (it changes none of its variants), or None."""
+    untouched, n = untouched_variants(experiment, preset, condition)
+    return "it changes none of this experiment's variants" if n and len(untouched) == n else None
 
 
 def run(preset: str = "quick", conditions: list[Condition] | None = None, experiments: list[str] | None = None,
@@ -170,6 +175,7 @@ def build_matrix(results_dir: Path, preset: str, experiments: list[str],
     for name in experiments:
         runs = {c.name: _read(results_path(results_dir, c.name, name, preset)) for c in conditions}
         why_not = {c.name: why_not_applicable(name, preset, c) for c in conditions}
+        partial = {c.name for c in conditions if untouched_variants(name, preset, c)[0]}   # leaves some as they are
         listed = [r for r in runs.values() if r]
         if not listed:
             continue
@@ -181,6 +187,14 @@ def build_matrix(results_dir: Path, preset: str, experiments: list[str],
                 continue
             cells = {c.name: _cell(by_id[c.name].get(claim["id"]), why_not[c.name], runs[c.name] is not None)
                      for c in conditions}
+            reference = cells.get("reference", {}).get("measured")
+            for c in conditions:
+                # where the condition leaves some variants as they are, a value repeated to the last bit
+                # comes from those: the change never reached this claim (where it changes every variant,
+                # the same value is an outcome, e.g. a net stuck on one class scores that class's share)
+                value = cells[c.name].get("measured")
+                if c.name in partial and value == reference and value is not None and value != round(value):
+                    cells[c.name]["unchanged"] = True
             claims.append({"id": claim["id"], "statement": claim["statement"], "bound": claim["bound"],
                            "cells": cells})
         others = {kind: [c["id"] for c in first["claims"] if c.get("kind") == kind] for kind in ("figure", "analytic")}
@@ -206,10 +220,12 @@ def failures(matrix: dict) -> list[tuple[str, dict, str, dict]]:
 def generalises(claim: dict) -> str:
     """'everywhere' when the claim holds under every condition that judged it beyond the reference,
     'reference only' when it holds at the reference and fails elsewhere, 'fails at the reference',
-    or 'not checked' when no other condition judged it."""
+    or 'not checked' when no other condition judged it (a cell that repeats the reference's value,
+    "unchanged", judged nothing new)."""
     cells = claim["cells"]
     ref = cells.get("reference", {}).get("verdict")
-    beyond = [c["verdict"] for name, c in cells.items() if name != "reference" and c["verdict"] in (HOLDS, FAILS)]
+    beyond = [c["verdict"] for name, c in cells.items()
+              if name != "reference" and c["verdict"] in (HOLDS, FAILS) and not c.get("unchanged")]
     if ref == FAILS:
         return "fails at the reference"
     if not beyond:
@@ -218,8 +234,10 @@ def generalises(claim: dict) -> str:
 
 
 def beyond_reference(evidence: list[tuple[str, str]], matrix: dict | None) -> str:
-    """The audit's column for a statement judged by ``evidence`` ((experiment, claim id) pairs):
-    'holds beyond the reference setup', 'holds only at the reference setup: ...' or 'not checked: ...'."""
+    """The audit's column for a statement judged by ``evidence`` ((experiment, claim id) pairs): how
+    its evidence claims fare beyond the reference: 'holds beyond the reference setup', 'holds only at
+    the reference setup: ...' or 'not checked: ...'. (For a statement that does not hold, the claims
+    are its refutation: then 'holds beyond' says the refutation does.)"""
     if not evidence:
         return "not checked: no evidence"
     if matrix is None:
@@ -234,7 +252,10 @@ def beyond_reference(evidence: list[tuple[str, str]], matrix: dict | None) -> st
         failed += [f"{key} under {labels.get(cond, cond)}: {cell['measured']:.3g} ({cell['bound']})"
                    for cond, cell in claim["cells"].items() if cond != "reference" and cell["verdict"] == FAILS]
     if not found:
-        return "not checked: its evidence is figures or analytic checks, tied to the reference or to no setup"
+        return "not checked: its evidence is figures or analytic checks"
+    unjudged = [c["id"] for c in found if c["cells"].get("reference", {}).get("verdict") == NOT_JUDGED]
+    if unjudged:
+        return f"not checked: {', '.join(unjudged)} is not judged at this preset"
     if failed:
         return "holds only at the reference setup: fails " + "; ".join(failed)
     if all(generalises(c) == "not checked" for c in found):
@@ -249,7 +270,7 @@ SHORT = {HOLDS: "holds", FAILS: "FAILS", NOT_JUDGED: "not judged", NOT_APPLICABL
 
 def cell_text(cell: dict) -> str:
     if cell["verdict"] in (HOLDS, FAILS, NOT_JUDGED):
-        return f"{SHORT[cell['verdict']]} {cell['measured']:.3g}"
+        return f"{SHORT[cell['verdict']]} {cell['measured']:.3g}" + (" =ref" if cell.get("unchanged") else "")
     return SHORT[cell["verdict"]]
 
 

@@ -336,6 +336,7 @@ HOW_TO_READ = (
 
 def _matrix_cell(cell: dict) -> str:
     value = f" {_number(cell['measured'])}" if "measured" in cell else ""
+    value += " (= reference)" if cell.get("unchanged") else ""
     if cell["verdict"] == claims.HOLDS:
         return "✅" + value
     if cell["verdict"] in MARKS:
@@ -378,12 +379,18 @@ def generalise_section(matrix: dict, audit_rows: list[dict] | None) -> list[str]
                f"{plural(len(matrix['experiments']), 'experiment')}, {outcome['everywhere']} hold under every "
                f"condition that judged them, {outcome['reference only']} hold at the reference but fail under at "
                f"least one other condition, {outcome['fails at the reference']} fail at the reference itself, and "
-               f"{outcome['not checked']} were judged under no other condition.")
-    judged = {n: [c["cells"][n]["verdict"] for c in every if c["cells"][n]["verdict"] in (claims.HOLDS, claims.FAILS)]
-              for n in names}
+               f"{outcome['not checked']} {'was' if outcome['not checked'] == 1 else 'were'} judged under no "
+               "other condition.")
+    judged = {n: [c["cells"][n]["verdict"] for c in every if c["cells"][n]["verdict"] in (claims.HOLDS, claims.FAILS)
+                  and not c["cells"][n].get("unchanged")] for n in names}
     by_condition = [f"{label_of[n]} {v.count(claims.FAILS)} of {len(v)}" for n, v in judged.items() if v]
     if by_condition:
         reading += " Failing, by condition: " + "; ".join(by_condition) + "."
+    unchanged = sum(bool(cell.get("unchanged")) for c in every for cell in c["cells"].values())
+    if unchanged:
+        reading += (f" {plural(unchanged, 'cell')} repeat the reference's value to the last digit, marked "
+                    "(= reference): the condition did not reach what the claim measures (e.g. a CNN without "
+                    "hidden fully connected layers under widths ×2), so they are counted with neither.")
     lines += ["", reading, ""]
     for name, claim, cond, cell in generalise.failures(matrix):
         lines.append(f"- {FAILS} {name}: {md_cell(claim['statement'])} under {label_of[cond]}: measured "
@@ -408,7 +415,7 @@ def generalise_section(matrix: dict, audit_rows: list[dict] | None) -> list[str]
                 for r in audit_rows if r.get("evidence_ids")]
         lines += ["**The notes' statements beyond the reference setup**, judged by the same claims as in "
                   "[the audit](#claims_audit):", ""]
-        lines += md_table(["#", "statement", "verdict at the reference", "beyond the reference setup"],
+        lines += md_table(["#", "statement", "verdict at the reference", "its evidence beyond the reference setup"],
                           rows).split("\n") + [""]
     return lines
 
@@ -448,10 +455,13 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
     matrix = read_generalise(results_dir, preset)
     audit = next((e.results.get("extras", {}).get("audit") for e in summary.run if e.name == "claims_audit"), None)
     if matrix:
+        every = [c for e in matrix["experiments"].values() for c in e["claims"]]
+        everywhere = sum(generalise.generalises(c) == "everywhere" for c in every)
         bad = generalise.failures(matrix)
-        head.append(f"[Beyond the reference setup](#generalise) (preset `{matrix['preset']}`): "
-                    + (f"{FAILS} {plural(len(bad), 'failing cell')}" if bad else "✅ every phenomenon claim holds")
-                    + " in the matrix of phenomenon claims × conditions.")
+        head.append(f"[Beyond the reference setup](#generalise) (preset `{matrix['preset']}`): {everywhere} of "
+                    f"{plural(len(every), 'phenomenon claim')} hold under every condition that judged them; "
+                    + (f"❌ {plural(len(bad), 'cell')} of the matrix {'fails' if len(bad) == 1 else 'fail'}, "
+                       "findings listed there." if bad else "no cell of the matrix fails."))
     else:
         head.append("Beyond the reference setup: not checked yet (`make exp-generalise`).")
     lines += [h + "\n" for h in head] + _overview(entries) + ["", HOW_TO_READ, ""] + body

@@ -129,7 +129,7 @@ def test_a_failing_cell_is_red_and_counted(matrix_run, tmp_path):
     (tmp_path / "results" / "generalise").mkdir(parents=True)
     generalise.matrix_path(tmp_path / "results", "quick").write_text(json.dumps(broken))
     text = report.build_report(tmp_path / "results", tmp_path / "out", "quick").path.read_text()
-    assert "1 failing cell" in text
+    assert "❌ 1 cell of the matrix fails" in text
     assert f"- {report.FAILS} vanishing: {report.md_cell(claim['statement'])} under Fashion-MNIST: measured 0.5" in text
     assert generalise.generalises(claim) == "reference only" or claim["cells"]["reference"]["verdict"] != HOLDS
     assert "[FAILS] vanishing" in generalise.matrix_table(broken)
@@ -181,3 +181,18 @@ def test_parse_conditions():
     assert [c.name for c in generalise.parse_conditions("batch-double, reference")] == ["batch-double", "reference"]
     with pytest.raises(ConfigError):
         generalise.parse_conditions(",")
+
+
+def test_every_claim_declares_a_known_kind():
+    from repro.claims import Claim, at_least
+    assert at_least("x", "figure", "a number", 1.0, 0.5).kind == "figure"
+    with pytest.raises(ValueError, match="kind 'law' is not one of phenomenon, figure, analytic"):
+        Claim("x", "law", "a number", 1.0, ">= 0", True)
+
+
+def test_a_condition_that_leaves_some_variants_as_they_are_says_which():
+    """modern_cnn's depth nets have no hidden fully connected layer: widths x2 leaves them as they
+    are, so a claim on them repeats the reference's value and is marked unchanged in the matrix."""
+    untouched, n = generalise.untouched_variants("modern_cnn", "quick", CONDITIONS["widths-x2"])
+    assert n == 9 and len(untouched) == 6 and all("conv layers" in name for name in untouched)
+    assert generalise.untouched_variants("vanishing", "quick", CONDITIONS["widths-x2"])[0] == []
