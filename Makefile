@@ -11,10 +11,14 @@ RUN_ARGS := --preset $(PRESET) --device $(DEVICE) $(if $(SEEDS),--seeds $(SEEDS)
 EXPERIMENTS := vanishing init batchnorm cnn modern_cnn optimizers regularization
 # the audit of the notes reads the other experiments' results, so it comes last (exp-all runs in order)
 EXPERIMENTS += claims_audit
+# The papers behind the notes, each at its own setup (experiments/<author><year>.py); their presets are
+# cpu (make exp-papers: all six in under 20 minutes on 2 cores) and quick (make test).
+PAPERS := glorot2010 he2015 ioffe2015 kingma2015 srivastava2014 sutskever2013
+PAPER_PRESET = $(if $(filter command line environment,$(origin PRESET)),$(PRESET),cpu)
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: setup setup-ray data data-fashion bench test test-full tensorboard report exp-all clean
+.PHONY: setup setup-ray data data-fashion bench test test-full tensorboard report exp-all exp-papers clean
 
 setup: $(STAMP) data
 
@@ -39,9 +43,19 @@ data: $(STAMP)
 data-fashion: $(STAMP)
 	@$(PY) -m repro data --dataset fashion-mnist
 
-# Any experiments/<name>.py: make exp-<name> (a pattern rule, so a new experiment needs no edit here).
+# Any experiments/<name>.py: make exp-<name> (a pattern rule, so a new experiment needs no edit here);
+# a paper's runs its cpu preset unless PRESET is given.
 exp-%: setup
-	$(PY) -m repro run $* $(RUN_ARGS)
+	$(PY) -m repro run $* $(if $(filter $*,$(PAPERS)),$(subst --preset $(PRESET),--preset $(PAPER_PRESET),$(RUN_ARGS)),$(RUN_ARGS))
+
+# Every paper at its cpu preset (PRESET=quick for a fast look), one at a time, then the report's "Papers".
+exp-papers: setup
+	@failed=""; for e in $(PAPERS); do \
+		echo "== $$e ($(PAPER_PRESET))"; \
+		$(PY) -m repro run $$e $(subst --preset $(PRESET),--preset $(PAPER_PRESET),$(RUN_ARGS)) || failed="$$failed $$e"; \
+	done; \
+	$(PY) -m repro report; \
+	if [ -n "$$failed" ]; then echo "make exp-papers: failed:$$failed" >&2; exit 1; fi
 
 # make exp-claims-audit: first the audited experiments that have no results at this PRESET yet, then
 # the audit, which prints every statement of the notes with its evidence and verdict.

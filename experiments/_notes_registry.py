@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from repro.claims import FAILS, HOLDS, NOT_JUDGED, verdict
@@ -33,6 +33,7 @@ class Statement:
     verdict: str                             # when every evidence claim holds; or why not testable
     evidence: tuple[tuple[str, str], ...] = ()   # (experiment, claim id)
     figure: tuple[str, str] | None = None    # (experiment, key in its figure titles)
+    papers: tuple[tuple[str, str], ...] = ()  # (paper experiment, claim id): the paper behind it, reproduced
 
 
 def S(section, ja, en, verdict, *evidence, figure=None) -> Statement:
@@ -222,12 +223,38 @@ STATEMENTS = [
       "not testable here: the notes have no statement (make exp-modern-cnn trains them)"),
 ]
 
+GB, HE, IS, KB, SR, SU = "glorot2010", "he2015", "ioffe2015", "kingma2015", "srivastava2014", "sutskever2013"
+# The paper behind a statement (its number in the table, as printed): the claims of that paper's
+# experiment that reproduce its evidence. Shown beside the notes' own evidence; never part of the verdict.
+PAPERS_BEHIND = {
+    2: ((GB, "backprop-variance-shrinks-standard"), (GB, "sigmoid-stalls"), (HE, "deep-30-xavier-stalls")),
+    4: ((GB, "sigmoid-top-layer-saturates"),),
+    9: ((HE, "deep-30-he-trains"),),
+    11: ((GB, "sigmoid-top-layer-saturates"), (GB, "sigmoid-stalls")),
+    17: ((GB, "backprop-variance-kept-normalized"), (GB, "jacobian-normalized")),
+    18: ((GB, "jacobian-standard"), (GB, "jacobian-normalized"), (GB, "tanh-softsign-learn")),
+    20: ((HE, "signal-he-kept"), (HE, "deep-30-he-trains")),
+    21: ((HE, "signal-xavier-theory"), (HE, "deep-22-he-earlier"), (HE, "deep-30-xavier-stalls")),
+    23: ((IS, "bn-inputs-stay"),),
+    24: ((IS, "bn-faster"), (IS, "bn-ends-higher")),
+    25: ((IS, "bn-insensitive-to-settings"),),
+    35: ((KB, "logreg-adam-like-nesterov"), (KB, "mlp-adam-best")),
+    39: ((SU, "momentum-trains-where-sgd-stalls"), (SU, "nag-beats-cm-at-high-momentum")),
+    46: ((KB, "bias-correction-first-step"),),
+    47: ((KB, "mlp-adam-best"), (KB, "logreg-adam-like-nesterov")),
+    50: ((SR, "dropout-beats-none"), (SR, "dropout-beats-l2")),
+    58: ((SR, "dropout-beats-none"),),
+    59: ((SR, "mc-matches-scaling"), (SR, "mc-one-sample-worse")),
+}
+STATEMENTS = [replace(s, papers=PAPERS_BEHIND.get(number, ())) for number, s in enumerate(STATEMENTS, start=1)]
+
 
 # ---- judging: evidence from results files, one row per statement ----
 
 def read_results(root: Path, experiment: str, preset: str) -> dict | None:
-    """results/<experiment>/<preset>.json, else that experiment's full, else quick results; None if none."""
-    for name in dict.fromkeys((preset, "full", "quick")):
+    """results/<experiment>/<preset>.json, else that experiment's full, cpu (a paper's), else quick
+    results; None if none."""
+    for name in dict.fromkeys((preset, "full", "cpu", "quick")):
         path = Path(root) / experiment / f"{name}.json"
         try:
             return json.loads(path.read_text())
@@ -286,9 +313,18 @@ def _figure_link(statement: Statement, sources: dict[str, dict | None]) -> str:
     return "-"
 
 
+def _paper_lines(statement: Statement, sources: dict[str, dict | None]) -> list[str]:
+    """The paper behind a statement, linked to its section of the report, with its claims' values."""
+    if not statement.papers:
+        return []
+    verdict, lines = judge(replace(statement, evidence=statement.papers, verdict="holds"), sources)
+    names = ", ".join(f"[{e}](#{e})" for e in dict.fromkeys(e for e, _ in statement.papers))
+    return [f"{names}: {verdict}"] + lines
+
+
 def audit(own: list, results_root: Path, preset: str, own_figures: dict) -> list[dict]:
     """One row per statement; ``own`` are this audit's claims (Claim objects), ``own_figures`` its figures."""
-    experiments = {e for s in STATEMENTS for e, _ in s.evidence} - {OWN}
+    experiments = {e for s in STATEMENTS for e, _ in s.evidence + s.papers} - {OWN}
     sources = {e: read_results(results_root, e, preset) for e in sorted(experiments)}
     sources[OWN] = {"preset": preset, "claims": [c.to_dict() for c in own], "extras": {"figures": own_figures}}
     matrix = read_matrix(results_root, preset)   # python -m repro generalise, if it has run at this preset
@@ -298,7 +334,7 @@ def audit(own: list, results_root: Path, preset: str, own_figures: dict) -> list
         rows.append({"number": number, "section": s.section, "statement": s.en, "original": s.ja,
                      "evidence": lines, "evidence_ids": [list(e) for e in s.evidence], "verdict": verdict,
                      "kind": kind_of(verdict), "beyond": beyond_reference(list(s.evidence), matrix),
-                     "see": _figure_link(s, sources)})
+                     "see": _figure_link(s, sources), "papers": _paper_lines(s, sources)})
     return rows
 
 
@@ -315,8 +351,9 @@ def verdict_counts(rows: list[dict]) -> dict[str, int]:
 
 def audit_table(rows: list[dict]) -> str:
     table = md_table(["#", "section", "statement", "original (notes)", "evidence: measured (bound)", "verdict",
-                      "its evidence beyond the reference setup", "see"],
+                      "its evidence beyond the reference setup", "the paper behind it (reproduced)", "see"],
                      [[r["number"], r["section"], r["statement"], r["original"], "; ".join(r["evidence"]) or "-",
-                       f"**{r['verdict']}**", r["beyond"] if r["evidence"] else "-", r["see"]] for r in rows])
+                       f"**{r['verdict']}**", r["beyond"] if r["evidence"] else "-", "; ".join(r.get("papers", [])) or "-",
+                       r["see"]] for r in rows])
     counts = verdict_counts(rows)
     return table + f"\n\n{len(rows)} statements: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n)

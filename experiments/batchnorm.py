@@ -26,7 +26,7 @@ from matplotlib.lines import Line2D
 from repro import figures
 from repro.data import load
 from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, MEASURED_HERE, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most,
-                              chance_accuracy, format_stats, md_table, seed_curve, stats, trials_of)
+                              chance_accuracy, format_stats, md_table, stats, trials_of)
 
 TITLE = "Section 1-3: batch normalisation (speed-up, init-insensitivity, stable layer inputs)"
 
@@ -114,21 +114,12 @@ def mode_gaps(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
             "train_vs_eval": float((batch_stats - first).abs().max())}
 
 
-def _band(ax, trials: list[dict], value, label: str, **style) -> None:
-    """Mean over seeds of ``value(point)`` against the step, with the seeds' min-max as a band."""
-    curve = seed_curve(trials, value)
-    if curve is not None:
-        steps, mean, low, high = curve
-        line, = ax.plot(steps, mean, label=label, **style)
-        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
-
-
 def sweep_figure(ctx, scales: list[float]) -> str:
     cols = math.ceil(math.sqrt(len(scales)))   # the book's 4 x 4 grid for 16 scales
     fig, axes = figures.new(math.ceil(len(scales) / cols), cols, size=(2.6, 2.1), sharex=True, sharey=True)
     for ax, w in zip(axes.flat, scales):
         for bn in (True, False):
-            _band(ax, ctx.trials[sweep_name(w, bn)], lambda p: p["accuracy_train"], "BN" if bn else "plain",
+            figures.band(ax, ctx.trials[sweep_name(w, bn)], lambda p: p["accuracy_train"], "BN" if bn else "plain",
                   color="C0" if bn else "C1", ls="-" if bn else "--")
         diverged = sum(t["status"] == "diverged" for t in ctx.trials[sweep_name(w, False)])
         if diverged:
@@ -155,9 +146,9 @@ def speed_figure(ctx) -> str:
         for ax, (title, value, stat) in zip(row, panels):
             for bn in (False, True):
                 trials = ctx.trials[speed_name(act, bn)]
-                _band(ax, trials, value, "BN" if bn else "plain", color="C0" if bn else "C1")
+                figures.band(ax, trials, value, "BN" if bn else "plain", color="C0" if bn else "C1")
                 if bn and stat:
-                    _band(ax, trials, lambda p: p["layer_outputs"][DEEP_FC][stat], f"BN net: {DEEP_FC} output "
+                    figures.band(ax, trials, lambda p: p["layer_outputs"][DEEP_FC][stat], f"BN net: {DEEP_FC} output "
                           "(before BN)", color="C0", ls=":")
             ax.set_title(f"{act} + Xavier: {title}", fontsize=9)
         for target in TARGETS:

@@ -38,7 +38,7 @@ PRESETS = {
 }
 
 BOOK = OVERFIT_300
-PAPER = TrialConfig(activation="relu", init="he", optimizer="momentum", lr=0.01, momentum=0.9, batch_size=100)
+PAPER_NET = TrialConfig(activation="relu", init="he", optimizer="momentum", lr=0.01, momentum=0.9, batch_size=100)
 L2, L1 = 0.1, 0.005              # the book's lambda; the course's L1 lambda
 NEAR_ZERO = 1e-3                 # |w| below this counts as "near zero"
 LEARNS = 0.2                     # train accuracy of twice chance: below it dropout has stopped learning
@@ -81,7 +81,7 @@ def variants(p: dict) -> list[Variant]:
             if f"{kind} {value:g}" not in curves:
                 cfg = book.replace(eval_every=p["sweep_eval_every"], **{field: value})
                 out.append(Variant(f"{kind} {value:g}", cfg, f"book: {kind} sweep"))
-    paper = PAPER.replace(train_size=p["paper_train"], widths=p["paper_widths"], iters=p["paper_iters"],
+    paper = PAPER_NET.replace(train_size=p["paper_train"], widths=p["paper_widths"], iters=p["paper_iters"],
                           eval_every=p["paper_iters"] // 10, train_eval_size=p["paper_train"])
     runs = {PAPER_NONE: {}, PAPER_DROPOUT: {"dropout": 0.5, "input_dropout": 0.2},
             **{f"paper: L2 {lam:g}": {"weight_decay": lam} for lam in p["paper_l2"]}}

@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="keep the trials an interrupted sweep already finished and train only the rest")
     _executor_args(sweep)
 
+    blocks = sub.add_parser("blocks", help="a many-seed run's claims re-judged on blocks of its seeds (where test "
+                            "thresholds come from)")
+    blocks.add_argument("results_file", type=Path, help="results/<experiment>/<preset>.json of a run with --seeds 10")
+    blocks.add_argument("--size", type=int, default=2, help="seeds per block, as the test runs them (default: 2)")
+
     report = sub.add_parser("report", help="results JSON -> reports/REPORT.md and figures (never re-trains)")
     report.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results)")
     report.add_argument("--out", type=Path, default=Path("reports"),
@@ -166,6 +171,11 @@ def cmd_train(args) -> None:
                       "wall_time": round(result["wall_time"], 3), "logdir": spec.logdir}))
 
 
+def cmd_blocks(args) -> None:
+    from .blocks import blocks_table
+    print(blocks_table(args.results_file, args.size))
+
+
 def cmd_report(args) -> None:
     from .config import ConfigError
     from .claims import count_text
@@ -211,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import ReproError
     args = _parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
+                "blocks": cmd_blocks,
                 "data": cmd_data, "bench": cmd_bench}
     try:
         if getattr(args, "deterministic", False):

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 from .errors import ReproError
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-SCHEDULES = ("constant", "cosine", "step")
+ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+SCHEDULES = ("constant", "cosine", "step", "inv-sqrt")
+PROBE_SPLITS = ("train", "test")
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 MODELS = ("mlp", "cnn")
 L1_MODES = ("subgradient", "proximal")
 DROPOUT_SCALINGS = ("inverted", "book")
-INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|default|normal:[0-9.eE+-]+|constant:[0-9.eE+-]+)$")
+INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|standard|normalized|default|sparse:[1-9]\d*|normal:[0-9.eE+-]+|constant:[0-9.eE+-]+)$")
 # one token of a ConvNet's conv stack: <channels>[x<kernel>][p<padding>] | r<channels> | pool | gap
 CONV_TOKEN = re.compile(r"^([1-9]\d*(x[1-9]\d*)?(p\d+)?|r[1-9]\d*|pool|gap)$")
 
@@ -41,6 +42,8 @@ class TrialConfig:
     widths: tuple[int, ...] = (100, 100, 100, 100)   # hidden widths; input 784 and output 10 implied
     activation: str = "relu"
     init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | default
+                                      # | standard | normalized (Glorot & Bengio's uniform inits)
+                                      # | sparse:<k> (k incoming N(0, 1) weights per unit, the rest 0)
     batchnorm: bool = False
     bn_affine: bool = True            # train BN's scale and shift (the course did not)
     bn_eps: float = 1e-5              # added to BN's batch variance: torch's default; the book's is 1e-6
@@ -54,17 +57,24 @@ class TrialConfig:
     lr: float = 0.01
     momentum: float = 0.9             # for momentum and nesterov
     alpha: float = 0.99               # RMSProp's decay
+    beta1: float = 0.9                # Adam's decay of the first moment
+    beta2: float = 0.999              # Adam's decay of the second moment
+    bias_correction: bool = True      # Adam's m/(1-beta1^t), v/(1-beta2^t); false: Kingma & Ba Sec. 6.4's ablation
     eps: float | None = None          # optimiser eps; None keeps torch.optim's default
-    schedule: str = "constant"        # lr schedule over `iters` (torch.optim.lr_scheduler)
+    schedule: str = "constant"        # lr schedule over `iters` (torch.optim.lr_scheduler); inv-sqrt: lr/sqrt(t)
     weight_decay: float = 0.0         # L2 lambda: adds lambda*W to weight gradients (biases excluded)
     l1: float = 0.0                   # L1 lambda on weight matrices
     l1_mode: str = "subgradient"      # subgradient: lambda*sign(W) in the gradient; proximal: soft-threshold
+    max_norm: float = 0.0             # > 0: after each step, every unit's incoming weight vector is
+                                      # rescaled to norm <= max_norm (Srivastava et al.'s constraint)
     iters: int = 2000
     batch_size: int = 100
     # measurement
     eval_every: int = 100             # evaluate train/test accuracy and loss every N steps
     train_eval_size: int = 10000      # train accuracy on the first N training images (all if fewer)
     probe_every: int = 0              # activation statistics every N steps (0: at every evaluation)
+    probe_split: str = "train"        # the images activation statistics are taken on: train or test
+    probe_size: int = 1000            # how many of them (the first N)
     probe_outputs: bool = False       # also each weighted layer's raw output (before BN) at those points
     grad_window: int = 100            # first/last gradient ratio is taken over the first N steps
     post_loss_every: int = 0          # every N steps, the loss on that step's batch after its update
@@ -144,9 +154,15 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.dropout_scaling in DROPOUT_SCALINGS,
          f"dropout_scaling={cfg.dropout_scaling}: choose from {', '.join(DROPOUT_SCALINGS)}")
     need(bool(INIT_PATTERN.match(cfg.init)),
-         f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he or default")
-    need((len(cfg.widths) > 0 or cfg.model == "cnn") and all(w > 0 for w in cfg.widths),
-         f"widths={cfg.widths}: need positive widths")
+         f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he, standard, normalized, sparse:<k> or default")
+    need(cfg.probe_split in PROBE_SPLITS, f"probe_split={cfg.probe_split}: choose from {', '.join(PROBE_SPLITS)}")
+    need(cfg.probe_size > 0, f"probe_size={cfg.probe_size}: must be at least 1")
+    need(cfg.bias_correction or cfg.schedule in ("constant", "inv-sqrt"),
+         f"bias_correction=false works with schedule constant or inv-sqrt, not {cfg.schedule}")
+    for name in ("beta1", "beta2"):
+        need(0.0 <= getattr(cfg, name) < 1.0, f"{name}={getattr(cfg, name)}: must be in [0, 1)")
+    # no hidden widths: a linear softmax classifier (multinomial logistic regression)
+    need(all(w > 0 for w in cfg.widths), f"widths={cfg.widths}: need positive widths")
     bad = [t for t in cfg.conv if not CONV_TOKEN.match(t)]
     need(not bad, f"conv={','.join(cfg.conv)}: '{bad[0] if bad else ''}' is not <channels>[x<kernel>][p<pad>], "
                   "r<channels>, pool or gap")
@@ -158,7 +174,7 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.test_size is None or cfg.test_size > 0, f"test_size={cfg.test_size}: must be positive")
     for name in ("dropout", "input_dropout", "output_dropout"):
         need(0.0 <= getattr(cfg, name) < 1.0, f"{name}={getattr(cfg, name)}: must be in [0, 1)")
-    for name in ("weight_decay", "l1", "momentum", "probe_every", "post_loss_every"):
+    for name in ("weight_decay", "l1", "momentum", "probe_every", "post_loss_every", "max_norm"):
         need(getattr(cfg, name) >= 0, f"{name}={getattr(cfg, name)}: must not be negative")
     need(cfg.eps is None or cfg.eps > 0, f"eps={cfg.eps}: must be positive")
     need(cfg.bn_eps > 0, f"bn_eps={cfg.bn_eps}: must be positive")

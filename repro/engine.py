@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .config import TrialConfig
 from .data import Dataset, DataError
 from .nets import build_model, weighted_layers
-from .optim import l1_penalty, l1_proximal_step, make_optimizer, make_scheduler, split_decay_groups
+from .optim import l1_penalty, l1_proximal_step, make_optimizer, make_scheduler, max_norm_step, split_decay_groups
 from .probes import ActivationProbe, GradNormProbe
 
 EVAL_BATCH = 5000  # large enough to keep evaluation cheap, small enough for CNN activations
@@ -86,7 +86,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
 
     batches = torch.randint(len(data.y_train), (cfg.iters, cfg.batch_size), generator=batch_gen).to(device)
     train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
-    probe_x = data.x_train[:1000]
+    probe_x = (data.x_test if cfg.probe_split == "test" else data.x_train)[:cfg.probe_size]
     grad_probe = GradNormProbe(model, cfg.iters)
     act_probe = ActivationProbe(model, cfg.activation, layer_outputs=cfg.probe_outputs)
     batch_loss = torch.zeros(cfg.iters, device=device)
@@ -109,6 +109,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         optimizer.step()
         if cfg.l1 and cfg.l1_mode == "proximal":
             l1_proximal_step(weights, optimizer.param_groups[0]["lr"] * cfg.l1)
+        if cfg.max_norm:
+            max_norm_step(weights, cfg.max_norm)
         if cfg.post_loss_every and step % cfg.post_loss_every == 0:
             post_loss[step // cfg.post_loss_every] = after_update_loss(model, x, y)
         lr = optimizer.param_groups[0]["lr"]

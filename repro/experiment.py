@@ -12,6 +12,8 @@ An experiment is one file, experiments/<name>.py, that provides:
   setup cannot judge it (results["params"] says the length). A phenomenon is written so that it can
   hold on another dataset or setup: chance as ``chance_accuracy``/``chance_loss``, margins and ratios
   rather than absolute accuracies (those are figures);
+- a paper experiment also sets ``PAPER`` (a Paper: the citation, its headline result, the claims
+  that measure it, and the paper's figure beside each of ours);
 - optionally ``extras(p, ctx) -> dict`` for outputs that are not training curves: numbers, its own
   "tables" ({title: markdown}) and "figures" ({title: PNG path}), which the run and the report show.
 
@@ -34,7 +36,7 @@ from .engine import diverged
 
 __all__ = [  # what an experiment imports from here
     "TrialConfig", "BOOK_NET", "OVERFIT_300", "DEEP_CONVNET",
-    "Variant", "Reference", "MEASURED_HERE", "book_loss_reference", "reference_status", "Context",
+    "Variant", "Reference", "Paper", "MEASURED_HERE", "book_loss_reference", "reference_status", "Context",
     "Claim", "PHENOMENON", "FIGURE", "ANALYTIC", "at_least", "at_most", "between", "is_true",
     "chance_accuracy", "chance_loss",
     "stats", "mean_of", "agg", "trials_of", "seed_curve", "diverged", "blows_up_at", "ends_above_start",
@@ -95,6 +97,17 @@ def reference_status(variant: dict) -> tuple[Reference | None, str, bool]:
     if ref.source == MEASURED_HERE:
         return ref, f"{why_not} (ours, measured here: {ref.value_text()})", False
     return ref, f"{ref.text()}, but the {why_not}", False
+
+
+@dataclass(frozen=True)
+class Paper:
+    """What a paper experiment (experiments/<author><year>.py sets ``PAPER``) reproduces: the report's
+    "Papers" section puts each of our figures beside the paper's description of its own. No number
+    of the paper's is ever used as a result; ``says`` only describes."""
+    citation: str          # authors, year, title
+    says: str              # the paper's headline result, in its own terms
+    headline: tuple        # ids of our claims that measure it
+    figures: dict          # our figure's title (extras["figures"]) -> what the paper's figure shows
 
 
 @dataclass

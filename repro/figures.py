@@ -12,6 +12,7 @@ if "ipykernel" not in sys.modules:
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import tb  # noqa: E402
+from .experiment import seed_curve  # noqa: E402
 
 
 def new(rows: int = 1, cols: int = 1, size: tuple[float, float] = (4.0, 3.2), **kwargs):
@@ -29,3 +30,13 @@ def save(fig, png_path: Path, logdir: Path | None = None, tag: str | None = None
         tb.log_figure(Path(logdir) / "figures", tag or png_path.stem, fig)  # closes the figure
     plt.close(fig)
     return str(png_path)
+
+
+def band(ax, trials: list[dict], value, label: str, **style) -> None:
+    """Mean over seeds of ``value(point)`` (or a field of each evaluation point) against the step,
+    with the seeds' min-max as a band (repro.experiment.seed_curve)."""
+    curve = seed_curve(trials, value)
+    if curve is not None:
+        steps, mean, low, high = curve
+        line, = ax.plot(steps, mean, label=label, **style)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)

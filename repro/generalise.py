@@ -67,9 +67,11 @@ def parse_conditions(text: str | None) -> list[Condition]:
 
 
 def parse_experiments(text: str | None) -> list[str]:
-    from .runner import experiment_names
+    """The experiments named, or every section of the notes: the paper experiments reproduce one
+    paper's own setup, so they are left out unless named."""
+    from .runner import experiment_names, paper_of
     if not text:
-        return experiment_names()
+        return [n for n in experiment_names() if paper_of(n) is None]
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in experiment_names()]
     if unknown or not names:

@@ -1,7 +1,11 @@
 """Network builders from a TrialConfig, with layers named in network order (fc1, fc2, ...).
 
 Inits follow the references: "xavier" is N(0, 1/n_in) and "he" N(0, 2/n_in) on every layer,
-including the output; "glorot" is torch's xavier_normal_ (2/(n_in+n_out)); biases start at zero.
+including the output; "glorot" is torch's xavier_normal_ (2/(n_in+n_out)); Glorot & Bengio's own
+uniform inits are "standard", U[-1/sqrt(n_in), 1/sqrt(n_in)], and "normalized", torch's
+xavier_uniform_ (U[-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out))]); "sparse:k" is Martens' (2010)
+sparse init that Sutskever et al. use: each unit gets k incoming weights from N(0, 1), the rest 0;
+biases start at zero.
 PyTorch's own default layer init differs, so every layer is re-initialised explicitly
 (init "default" keeps torch's, for comparison).
 """
@@ -16,7 +20,7 @@ from torch import nn
 
 from .config import ConfigError, TrialConfig
 
-ACTIVATION_MODULES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATION_MODULES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softsign": nn.Softsign, "relu": nn.ReLU}
 
 
 def init_weight(weight: torch.Tensor, scheme: str, generator: torch.Generator | None = None) -> None:
@@ -34,6 +38,15 @@ def init_weight(weight: torch.Tensor, scheme: str, generator: torch.Generator | 
         nn.init.kaiming_normal_(weight, nonlinearity="relu", generator=generator)
     elif kind == "glorot":
         nn.init.xavier_normal_(weight, generator=generator)
+    elif kind == "standard":
+        bound = 1.0 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(weight)[0])
+        nn.init.uniform_(weight, -bound, bound, generator=generator)
+    elif kind == "normalized":
+        nn.init.xavier_uniform_(weight, generator=generator)
+    elif kind == "sparse":  # torch zeroes a share of each column: of weight.T, so of each unit's inputs
+        fan_in = weight.shape[1]
+        incoming = weight.view(weight.shape[0], -1).t()
+        nn.init.sparse_(incoming, 1.0 - min(int(arg), fan_in) / fan_in, std=1.0, generator=generator)
     else:
         raise ValueError(f"unknown init scheme '{scheme}'")
 
@@ -49,8 +62,12 @@ def init_variance(scheme: str, fan_in: int, fan_out: int) -> float:
         return 1.0 / fan_in
     if kind == "he":
         return 2.0 / fan_in
-    if kind == "glorot":
+    if kind in ("glorot", "normalized"):  # U[-a, a] has variance a^2/3
         return 2.0 / (fan_in + fan_out)
+    if kind == "standard":
+        return 1.0 / (3.0 * fan_in)
+    if kind == "sparse":
+        return min(int(arg), fan_in) / fan_in
     raise ValueError(f"unknown init scheme '{scheme}'")
 
 

@@ -6,6 +6,8 @@ vs 1e-8, Adam's folded bias correction) we keep torch.optim and record the diffe
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -45,8 +47,10 @@ def build_optimizer(params, cfg: TrialConfig) -> torch.optim.Optimizer:
         return _fused_if_available(torch.optim.Adagrad, params, lr=lr, **eps)
     if name == "rmsprop":  # torch.optim has no fused RMSprop; foreach is its fastest form on every device
         return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, foreach=True, **eps)
+    if name == "adadelta":  # lr scales its update; 1.0 is torch's default and Zeiler's own rule
+        return torch.optim.Adadelta(params, lr=lr, foreach=True, **eps)
     if name == "adam":
-        return _fused_if_available(torch.optim.Adam, params, lr=lr, **eps)
+        return _fused_if_available(torch.optim.Adam, params, lr=lr, betas=(cfg.beta1, cfg.beta2), **eps)
     raise ValueError(f"unknown optimizer '{name}'")
 
 
@@ -63,7 +67,23 @@ def _fused_if_available(cls, params, **kwargs) -> torch.optim.Optimizer:
         return cls(params, foreach=True, **kwargs)
 
 
+def lr_factor(cfg: TrialConfig, t: int) -> float:
+    """The multiplier of cfg.lr at step t = 1, 2, ... under the LambdaLR schedules.
+
+    inv-sqrt: 1/sqrt(t) (Kingma & Ba's logistic regression). bias_correction=false: torch's Adam
+    always corrects, so the factor (1 - beta1^t)/sqrt(1 - beta2^t) undoes it: lr/(1-b1^t) * m /
+    (sqrt(v/(1-b2^t)) + eps) times that factor is lr * m / (sqrt(v) + eps*sqrt(1-b2^t)), the
+    uncorrected update with eps scaled by at most 1 (tests/test_paper_tools.py checks it)."""
+    factor = 1.0 / math.sqrt(t) if cfg.schedule == "inv-sqrt" else 1.0
+    if not cfg.bias_correction and cfg.optimizer == "adam":
+        factor *= (1.0 - cfg.beta1 ** t) / math.sqrt(1.0 - cfg.beta2 ** t)
+    return factor
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrialConfig):
+    if cfg.schedule == "inv-sqrt" or (not cfg.bias_correction and cfg.optimizer == "adam"):
+        # LambdaLR's lambda gets the number of scheduler steps taken (0 first): step t = that + 1
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(cfg, done + 1))
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.iters)
     if cfg.schedule == "step":  # divide by 10 at half and at three quarters of training
@@ -81,3 +101,11 @@ def l1_proximal_step(weights: list[torch.Tensor], threshold: float) -> None:
     """Soft-thresholding, the proximal operator of threshold*|w|: weights within it become exactly 0."""
     for w in weights:
         w.copy_(torch.sign(w) * torch.clamp(w.abs() - threshold, min=0.0))
+
+
+@torch.no_grad()
+def max_norm_step(weights: list[torch.Tensor], max_norm: float) -> None:
+    """Srivastava et al.'s max-norm: every unit's incoming weight vector (a row of a linear layer's
+    weight, a filter of a conv) rescaled onto the ball of radius max_norm if it left it."""
+    for w in weights:
+        w.renorm_(2, 0, max_norm)

@@ -13,7 +13,9 @@ from .nets import activation_layers, weighted_layers
 # An output within this distance of its activation's asymptote sits in the flat tail (sigmoid
 # below 0.05 or above 0.95, tanh beyond |0.95|), where the derivative is under about 0.05.
 SATURATION_MARGIN = 0.05
-ASYMPTOTES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+ASYMPTOTES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
+# The 15th, 50th and 85th percentiles of one unit's input (Ioffe & Szegedy's Fig. 1b, c): unit 0 of each layer.
+UNIT_QUANTILES = (0.15, 0.5, 0.85)
 
 
 def activation_stats(y: torch.Tensor, activation: str) -> dict[str, torch.Tensor]:
@@ -77,6 +79,10 @@ class ActivationProbe:
             stats = activation_stats(output, self.activation)
             pre = inputs[0].detach().float()
             stats["preact_mean"], stats["preact_std"] = pre.mean(), pre.std()
+            unit = pre[:, 0].flatten()  # one unit of an MLP layer, one channel of a conv layer
+            quantiles = torch.quantile(unit, torch.tensor(UNIT_QUANTILES, device=unit.device))
+            for q, value in zip(UNIT_QUANTILES, quantiles):
+                stats[f"unit0_q{round(100 * q)}"] = value
             self.captured[name] = stats
         return hook
 

@@ -14,6 +14,7 @@ condition (results/generalise/<preset>.json), with the notes' statements beside 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from .store import REQUIRED_KEYS
 from .config import FIELDS
 from .experiment import reference_status
 from .overview import curves_figure, gradient_flow_figure
-from .runner import experiment_names
+from .runner import experiment_names, load_experiment, paper_of
 from .tables import format_measured, md_cell, md_table, plural
 
 # Markers that survive every Markdown renderer (GitHub strips inline styles): an emoji and a word.
@@ -258,14 +259,18 @@ FLOW_CAPTION = ("Gradient flow: the norm of each layer's weight gradient at the 
                 "down: the lower layers barely learn. A flat line means every layer gets a similar share.")
 
 
-def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
+def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str], paper=None) -> list[str]:
     """The experiment's own figures first (it drew them for its phenomenon, in the order it listed
-    them), then the learning curves and the gradient flow every experiment gets."""
+    them; a paper experiment's each beside the paper's description of its own), then the learning
+    curves and the gradient flow every experiment gets."""
     lines = []
     copied, missing = _own_figures(entry, out, results_dir)
     for title, target in copied:
         written.add(target)
-        lines += [f"![{entry.name}: {title}](figures/{target})", "", f"*{title}*", ""]
+        theirs = paper.figures.get(title) if paper else None
+        lines += [f"![{entry.name}: {title}](figures/{target})", "", f"*Ours: {title}.*" if theirs else f"*{title}*", ""]
+        if theirs:
+            lines += [f"> **The paper.** {theirs}", ""]
     for path in missing:
         lines += [f"Figure missing: `{path}` (listed by the experiment but not found; re-run it).", ""]
     for suffix, build, alt, caption in (("curves", curves_figure, "accuracy and loss", CURVES_CAPTION),
@@ -282,8 +287,20 @@ def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> l
 
 # ---- the report ----
 
+PAPER_PARTS = ("The paper's claim", "Our setup", "What differs")
+
+
+def paper_parts(name: str) -> dict[str, str]:
+    """The paragraphs of a paper experiment's docstring that start with PAPER_PARTS' labels."""
+    doc = " ".join((load_experiment(name).__doc__ or "").split())
+    labels = "|".join(re.escape(p) for p in PAPER_PARTS + ("Runtime",))
+    return {m.group(1): m.group(2).strip() for m in re.finditer(rf"({labels}): (.*?)(?= (?:{labels}):|$)", doc)
+            if m.group(1) in PAPER_PARTS}
+
+
 def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
     r = entry.results
+    paper = paper_of(entry.name)
     lines = [f'<a id="{entry.name}"></a>', "", f"## {entry.name}: {r.get('title', entry.name)}", "",
              f"{claims_verdict(r.get('claims', []))} · preset `{r['preset']}` · {plural(r.get('seeds'), 'seed')} · "
              f"`{entry.path}`"]
@@ -294,16 +311,39 @@ def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> l
         lines += [f"- {FAILS} {md_cell(c['statement'])}: measured {_number(c['measured'])}, needs {c['bound']}"]
     if entry.failing():
         lines.append("")
-    if r["preset"] != "full":
+    if paper is not None:
+        lines += [f"**{part}.** {text}" + ("" if text.endswith(".") else ".") for part, text in paper_parts(entry.name).items()]
+        lines.append("")
+    elif r["preset"] != "full":
         lines += [f"> Preset `{r['preset']}` is shortened; the references describe the full setup, so "
                   "differences from them are expected here.", ""]
     lines += _setup(entry) + [""]
     lines += results_table(r) + ["", "**Claims**", ""] + claims_table(r) + [""]
     for title, table in r.get("extras", {}).get("tables", {}).items():  # tables an experiment made itself
         lines += [f"**{title}**", "", table, ""]
-    lines += _figures(entry, out, results_dir, written)
+    lines += _figures(entry, out, results_dir, written, paper)
     lines += _details(r) + [""]
     return lines
+
+
+def papers_section(entries: list[Entry]) -> list[str]:
+    """Each paper beside our measurement of its headline result: the claims it names, as measured."""
+    lines = ['<a id="papers"></a>', "", "## Papers", "",
+             "The papers behind the notes, each reproduced at its own MNIST-scale setup (`make exp-papers`). "
+             "The paper's result is described, never used as ours: every number here was measured by the run "
+             "named in its section, whose budget and unstated settings are given there.", ""]
+    rows = []
+    for e in entries:
+        paper = paper_of(e.name)
+        if e.results is None:
+            rows.append([f"{paper.citation}", paper.says, f"{e.problem}: `python -m repro run {e.name} --preset cpu`"])
+            continue
+        by_id = {c["id"]: c for c in e.results.get("claims", [])}
+        ours = "<br>".join(f"{MARKS[claims.verdict(by_id[i])]} {md_cell(by_id[i]['statement'])}: "
+                           f"{_number(by_id[i]['measured'])} ({by_id[i]['bound']})" if i in by_id else f"`{i}`: not measured"
+                           for i in paper.headline)
+        rows.append([f"[{paper.citation}](#{e.name})", paper.says, f"{ours}<br>preset `{e.results['preset']}`"])
+    return lines + md_table(["paper", "what it reports", "what we measured"], rows).split("\n") + [""]
 
 
 def _overview(entries: list[Entry]) -> list[str]:
@@ -428,8 +468,11 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
     entries = load_entries(results_dir, preset)
     summary = Summary(out / "REPORT.md", entries)
     written: set[str] = set()
-    body = []
-    for entry in summary.run:
+    body, papers = [], [e for e in entries if paper_of(e.name) is not None]
+    for entry in [e for e in summary.run if e not in papers] + ["papers"] + [e for e in summary.run if e in papers]:
+        if entry == "papers":
+            body += papers_section(papers) if papers else []
+            continue
         try:
             body += _section(entry, out, results_dir, written)
         except (KeyError, TypeError, ValueError, IndexError) as err:

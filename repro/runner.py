@@ -39,6 +39,13 @@ def load_experiment(name: str):
     return importlib.import_module(f"experiments.{name}")
 
 
+def paper_of(name: str):
+    """The repro.experiment.Paper a paper experiment reproduces (its ``PAPER``), or None."""
+    from .experiment import Paper
+    paper = getattr(load_experiment(name), "PAPER", None)
+    return paper if isinstance(paper, Paper) else None
+
+
 def resolve(module, preset: str, sets: dict[str, str]) -> tuple[dict, dict]:
     """The preset's parameters with --set applied, and the config keys forced on every variant.
 
