@@ -11,13 +11,17 @@ on 1000 test images. The paper states neither the optimiser, the learning rate n
 we choose plain SGD, lr 0.1, N(0, 0.1), and show the dependence on a grid of init sd (0.01, 0.1,
 1) x lr (0.1, 0.5) at a shorter budget (cpu 5000 steps, quick 2000).
 What differs: the unstated settings above; the BN net keeps its linear biases (BN's shift makes them
-redundant); one seed block of 2 instead of the paper's single run.
-Runtime: cpu preset about 3 min, quick about 30 s, on the 2-core dev machine (2026-12-03).
+redundant). The speed and drift claims read the same steps in both presets (accuracy after 500
+steps, percentile drift over the first 5000). One result departs, held by a claim at the cpu
+preset: with our settings the plain net catches up by 50,000 steps (within 0.01), where the paper's
+stays clearly below; the grid shows how much the plain net's pace depends on the rate and init.
+Runtime: cpu preset (2 seeds) 195 s, quick 38 s (as tests/ runs it), on the 2-core dev machine, 2 workers
+(2026-12-03).
 """
 from __future__ import annotations
 
 from repro import figures
-from repro.experiment import (PHENOMENON, Claim, Paper, TrialConfig, Variant, agg, at_least, md_table,
+from repro.experiment import (FIGURE, PHENOMENON, Claim, Paper, TrialConfig, Variant, agg, at_least, at_most, md_table,
                               stats, trials_of)
 
 TITLE = "Ioffe & Szegedy 2015, Sec. 4.1: batch normalisation on MNIST"
@@ -37,13 +41,14 @@ PAPER = Paper(
 )
 
 PRESETS = {
-    "cpu": {"seeds": 2, "iters": 50000, "eval_every": 1000, "sweep_iters": 5000},
+    "cpu": {"seeds": 2, "iters": 50000, "eval_every": 250, "sweep_iters": 5000},
     # quick: a tenth of the budget; tests/test_ioffe2015.py holds it
     "quick": {"seeds": 2, "iters": 5000, "eval_every": 250, "sweep_iters": 2000},
 }
 NET = TrialConfig(widths=(100, 100, 100), activation="sigmoid", init="normal:0.1", optimizer="sgd", lr=0.1,
                   batch_size=60, probe_split="test")
 INIT_SDS, LRS = (0.01, 0.1, 1.0), (0.1, 0.5)
+EARLY, EARLY_STEP, LONG = 5000, 500, 50000   # the speed and drift claims look at the same steps in every preset
 UNIT = "act3"  # the sigmoid of the last hidden layer; unit 0 of it (repro/probes.py UNIT_QUANTILES)
 QUANTILES = ("unit0_q15", "unit0_q50", "unit0_q85")
 
@@ -65,16 +70,15 @@ def variants(p: dict) -> list[Variant]:
     return out
 
 
-def drift(trial: dict) -> float:
+def drift(trial: dict, until: int = EARLY) -> float:
     """How far the unit's input distribution moves: the largest distance of any of its three
-    percentiles from where it stood at the first evaluation, over training."""
-    points = [pt["activations"][UNIT] for pt in trial["history"]]
+    percentiles from where it stood at the first evaluation, over the evaluations up to step ``until``."""
+    points = [pt["activations"][UNIT] for pt in trial["history"] if pt["step"] <= until]
     return max(abs(pt[q] - points[0][q]) for pt in points for q in QUANTILES)
 
 
-def accuracy_at(trial: dict, fraction: float) -> float:
-    """Test accuracy at the first evaluation at or after ``fraction`` of the budget."""
-    step = fraction * trial["config"]["iters"]
+def accuracy_at(trial: dict, step: int) -> float:
+    """Test accuracy at the first evaluation at or after ``step``."""
     return next(pt["accuracy_test"] for pt in trial["history"] if pt["step"] >= step)
 
 
@@ -112,17 +116,21 @@ def claims(results: dict) -> list[Claim]:
     def per_seed(variant, fn):
         return [fn(t) for t in trials_of(results, variant, finished=True)]
 
-    early = {bn: stats(per_seed(label(bn), lambda t: accuracy_at(t, 0.1)))["mean"] for bn in (True, False)}
+    early = {bn: stats(per_seed(label(bn), lambda t: accuracy_at(t, EARLY_STEP)))["mean"] for bn in (True, False)}
     moved = {bn: stats(per_seed(label(bn), drift))["mean"] for bn in (True, False)}
+    gap = agg(results, label(True)) - agg(results, label(False))
     grid = {bn: [agg(results, sweep_name(bn, sd, lr)) for sd in INIT_SDS for lr in LRS] for bn in (True, False)}
     return [
-        at_least("bn-faster", PHENOMENON, "BN trains faster: test accuracy at a tenth of the budget, BN minus plain",
+        at_least("bn-faster", PHENOMENON, f"BN trains faster: test accuracy after {EARLY_STEP} steps, BN minus plain",
                  early[True] - early[False], 0.2),
-        at_least("bn-ends-higher", PHENOMENON, "BN ends higher: final test accuracy, BN minus plain",
-                 agg(results, label(True)) - agg(results, label(False)), 0.02),
-        at_least("bn-inputs-stay", PHENOMENON, "a layer-3 sigmoid's input percentiles drift without BN and stay with it: "
-                 "plain's drift over BN's (largest move of the 15th/50th/85th percentile from the first evaluation)",
-                 moved[False] / moved[True], 1.5),
+        at_least("bn-ends-higher", PHENOMENON, "BN ends at least as high: final test accuracy, BN minus plain",
+                 gap, 0.0),
+        at_least("bn-inputs-stay", PHENOMENON, f"over the first {EARLY} steps a layer-3 sigmoid's input percentiles drift "
+                 "without BN and stay with it: plain's drift over BN's (largest move of the 15th/50th/85th percentile "
+                 "from the first evaluation)", moved[False] / moved[True], 1.5),
+        at_most("plain-catches-up", FIGURE, f"at {LONG} steps the plain net ends within 0.01 of BN (their Fig. 1a: clearly "
+                "below; our lr 0.1 and N(0, 0.1) are the paper's unstated choices): BN minus plain",
+                gap, 0.01, needs=f"{LONG} steps (the cpu preset)" if results["params"]["iters"] < LONG else ""),
         at_least("bn-insensitive-to-settings", PHENOMENON, "over the init sd x lr grid BN's worst setting beats plain's "
                  "worst (test accuracy, BN's worst minus plain's worst)", min(grid[True]) - min(grid[False]), 0.1),
     ]

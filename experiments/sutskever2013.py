@@ -13,7 +13,8 @@ What differs: their nets are deep autoencoders and MLPs trained for 10^5-10^6 up
 momentum schedules; ours is a 7-layer classifier with constant momentum. One result departs, held
 by a claim: plain SGD at the long-run step lr/(1 - momentum) trains this net too, so here momentum's
 gain at a fixed lr is largely its larger effective step; NAG's stability over CM is not.
-Runtime: cpu preset about 1.5 min, quick about 25 s, on the 2-core dev machine (2026-12-03).
+Runtime: cpu preset (3 seeds) 72 s, quick 34 s (as tests/ runs it), on the 2-core dev machine, 2 workers
+(2026-12-03).
 """
 from __future__ import annotations
 

@@ -312,8 +312,8 @@ def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> l
     if entry.failing():
         lines.append("")
     if paper is not None:
-        lines += [f"**{part}.** {text}" + ("" if text.endswith(".") else ".") for part, text in paper_parts(entry.name).items()]
-        lines.append("")
+        for part, text in paper_parts(entry.name).items():
+            lines += [f"**{part}:** {text}", ""]
     elif r["preset"] != "full":
         lines += [f"> Preset `{r['preset']}` is shortened; the references describe the full setup, so "
                   "differences from them are expected here.", ""]

@@ -129,6 +129,29 @@ def test_registry_is_well_formed():
     assert {"1", "1-1", "1-2", "1-3", "2", "2-1", "2-2", "2-3", "2-4", "3", "3-1", "3-2", "4", "5"} <= sections
 
 
+def test_every_paper_cited_is_a_paper_experiment_with_those_claims(quick_run):
+    """The audit's column "the paper behind it", and the report's Papers table: each claim id they
+    cite is one that paper's quick run judges (the paper tests' own runs, shared by the session fixture)."""
+    from repro.runner import paper_of
+    cited = {}
+    for number, papers in registry.PAPERS_BEHIND.items():
+        assert 1 <= number <= len(registry.STATEMENTS) and registry.STATEMENTS[number - 1].evidence, number
+        for experiment, key in papers:
+            cited.setdefault(experiment, set()).add(key)
+    assert set(cited) == {n for n in experiment_names() if paper_of(n) is not None}
+    for experiment, keys in cited.items():
+        judged = {c["id"] for c in quick_run(experiment)["claims"]}
+        assert keys <= judged, (experiment, keys - judged)
+        headline = set(paper_of(experiment).headline)  # what the report's Papers table shows
+        assert headline <= judged, (experiment, headline - judged)
+
+
+def test_audit_rows_link_the_paper_behind_a_statement():
+    row = next(r for r in registry.audit([], Path("/nonexistent"), "quick", {}) if r["number"] == 24)
+    assert row["papers"][0] == "[ioffe2015](#ioffe2015): not run yet: make exp-ioffe2015"
+    assert "the paper behind it" in registry.audit_table([row])
+
+
 def _claim(id: str, holds: bool = True) -> dict:
     return {"id": id, "statement": f"the claim {id}", "measured": 0.5, "bound": ">= 0", "holds": holds}
 

@@ -3,8 +3,8 @@ showing BN's faster training, its steadier sigmoid inputs and its indifference t
 
 Claims' bounds, from five blocks of 2 seeds of a 10-seed quick run (`python -m repro run ioffe2015
 --preset quick --seeds 10`, `python -m repro blocks results/ioffe2015/quick.json`; 2026-12-03),
-lowest-highest block: BN's lead at a tenth of the budget 0.58-0.75 (bound 0.2); at the end
-0.035-0.041 (0.02); plain's percentile drift over BN's 2.19-3.38 (1.5); BN's worst grid setting over
+lowest-highest block: BN's lead after 500 steps 0.58-0.75 (bound 0.2); at the end 0.035-0.041
+(0); plain's percentile drift over BN's 2.19-3.38 (1.5); BN's worst grid setting over
 plain's worst 0.761-0.770 (0.1). Floors below: per seed, the same 10 seeds.
 """
 import pytest

@@ -5,9 +5,7 @@ budget, and Monte-Carlo averaging against weight scaling.
 Claims' bounds, from five blocks of 2 seeds of a 10-seed quick run (`python -m repro run
 srivastava2014 --preset quick --seeds 10`, `python -m repro blocks results/srivastava2014/quick.json`;
 2026-12-03), lowest-highest block: dropout's gain over none 0.0075-0.0106 (bound 0.005), over L2
-0.0072-0.0110 (0.003); keep 0.2's excess error 0.061-0.095 (0.02); keep 0.4 minus 0.8 0.011-0.015
-(0.005); the gain on 100 images 0.011-0.022 (0.005); the 5000-image net's training accuracy
-0.990-0.992 (at most 0.997). From all 10 seeds (extras, per seed): the largest incoming-weight norm
+0.0072-0.0110 (0.003); keep 0.2's excess error 0.061-0.095 (0.02); the gain on 100 images 0.011-0.022 (0.005). From all 10 seeds (extras, per seed): the largest incoming-weight norm
 2.23 at most (bound c = 3); MC-50 minus scaling 0.0007-0.0052 per seed (mean bound 0.006); one
 sample minus MC-50, 0.057 on average (bound 0.02). Floors below: per seed, the same 10 seeds.
 """
