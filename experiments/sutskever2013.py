@@ -75,8 +75,8 @@ def loss(results: dict, variant: str) -> float:
 def loss_figure(ctx) -> str:
     fig, axes = figures.new(1, 2, size=(4.6, 3.4), sharey=True)
     for method, style in (("momentum", "--"), ("nesterov", "-")):
-        for mu in MOMENTA:
-            figures.band(axes[0][0], ctx.trials[name(method, mu)], "loss_train", name(method, mu), ls=style)
+        for k, mu in enumerate(MOMENTA):  # one colour per momentum: CM dashed, NAG solid
+            figures.band(axes[0][0], ctx.trials[name(method, mu)], "loss_train", name(method, mu), ls=style, color=f"C{k}")
     for lr in (NET.lr, NET.lr / (1 - HIGH)):
         figures.band(axes[0][1], ctx.trials[sgd_name(lr)], "loss_train", sgd_name(lr))
     for method in METHODS:

@@ -75,8 +75,9 @@ def test_conv_tokens_and_widths_are_validated():
     with pytest.raises(ConfigError, match="'3y3' is not"):
         config_from_text(TrialConfig(model="cnn"), {"conv": "16,3y3"})
     assert config_from_text(TrialConfig(), {"model": "cnn", "widths": "", "conv": "8,r8,gap"}).widths == ()
+    assert config_from_text(TrialConfig(), {"widths": ""}).widths == ()  # an MLP without hidden layers: logistic regression
     with pytest.raises(ConfigError, match="widths"):
-        config_from_text(TrialConfig(), {"widths": ""})
+        config_from_text(TrialConfig(), {"widths": "100,0"})
 
 
 def test_mlp_output_dropout_and_default_mlp_unchanged():

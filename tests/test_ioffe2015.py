@@ -40,7 +40,8 @@ def test_bn_rescues_the_small_init(results):
 
 
 def test_drift_is_the_largest_percentile_move():
-    def point(q15, q50, q85):
-        return {"activations": {"act3": {"unit0_q15": q15, "unit0_q50": q50, "unit0_q85": q85}}}
-    trial = {"history": [point(-1, 0, 1), point(-1.5, 0.2, 1), point(-1, 0.1, 3.0)]}
+    def point(step, q15, q50, q85):
+        return {"step": step, "activations": {"act3": {"unit0_q15": q15, "unit0_q50": q50, "unit0_q85": q85}}}
+    trial = {"history": [point(250, -1, 0, 1), point(500, -1.5, 0.2, 1), point(750, -1, 0.1, 3.0)]}
     assert drift(trial) == pytest.approx(2.0)
+    assert drift(trial, until=500) == pytest.approx(0.5)  # only the evaluations up to that step
