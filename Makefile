@@ -44,7 +44,7 @@ data-fashion: $(STAMP)
 	@$(PY) -m repro data --dataset fashion-mnist
 
 # Any experiments/<name>.py: make exp-<name> (a pattern rule, so a new experiment needs no edit here);
-# a paper's runs its cpu preset unless PRESET is given.
+# a paper runs its cpu preset unless PRESET is given.
 exp-%: setup
 	$(PY) -m repro run $* $(if $(filter $*,$(PAPERS)),$(subst --preset $(PRESET),--preset $(PAPER_PRESET),$(RUN_ARGS)),$(RUN_ARGS))
 

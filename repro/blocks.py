@@ -4,7 +4,7 @@ A regression test runs a preset with a few seeds; its bounds must hold for any s
 for the mean of many. ``python -m repro blocks results/<exp>/<preset>.json --size 2`` splits a run
 with many seeds (``--seeds 10``) into blocks of ``size`` consecutive seeds, re-aggregates each block
 and judges the experiment's claims on it, and prints every claim's measured value per block with
-the mean and the worst block. Extras are not re-run: a claim that reads them sees all seeds' extras.
+the mean and how many blocks fail. Extras are not re-run: a claim that reads them sees all seeds' extras.
 """
 from __future__ import annotations
 

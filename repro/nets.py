@@ -39,12 +39,12 @@ def init_weight(weight: torch.Tensor, scheme: str, generator: torch.Generator | 
     elif kind == "glorot":
         nn.init.xavier_normal_(weight, generator=generator)
     elif kind == "standard":
-        bound = 1.0 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(weight)[0])
+        bound = 1.0 / math.sqrt(weight[0].numel())  # 1/sqrt(fan_in)
         nn.init.uniform_(weight, -bound, bound, generator=generator)
     elif kind == "normalized":
         nn.init.xavier_uniform_(weight, generator=generator)
     elif kind == "sparse":  # torch zeroes a share of each column: of weight.T, so of each unit's inputs
-        fan_in = weight.shape[1]
+        fan_in = weight[0].numel()  # a conv filter's inputs count its kernel positions too
         incoming = weight.view(weight.shape[0], -1).t()
         nn.init.sparse_(incoming, 1.0 - min(int(arg), fan_in) / fan_in, std=1.0, generator=generator)
     else:

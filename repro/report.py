@@ -460,6 +460,18 @@ def generalise_section(matrix: dict, audit_rows: list[dict] | None) -> list[str]
     return lines
 
 
+def _reported(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
+    """The entry's section, or, where its results file cannot be reported, a line that says why."""
+    try:
+        return _section(entry, out, results_dir, written)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        # One malformed or outdated results file must not hide every other experiment.
+        entry.problem = f"could not be reported ({type(err).__name__}: {err})"
+        entry.results = None
+        return [f'<a id="{entry.name}"></a>', "", f"## {entry.name}", "",
+                f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
+
+
 def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"),
                  preset: str | None = None) -> Summary:
     """Write out/REPORT.md and out/figures/*.png from the results files alone."""
@@ -468,19 +480,11 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
     entries = load_entries(results_dir, preset)
     summary = Summary(out / "REPORT.md", entries)
     written: set[str] = set()
-    body, papers = [], [e for e in entries if paper_of(e.name) is not None]
-    for entry in [e for e in summary.run if e not in papers] + ["papers"] + [e for e in summary.run if e in papers]:
-        if entry == "papers":
-            body += papers_section(papers) if papers else []
-            continue
-        try:
-            body += _section(entry, out, results_dir, written)
-        except (KeyError, TypeError, ValueError, IndexError) as err:
-            # One malformed or outdated results file must not hide every other experiment.
-            entry.problem = f"could not be reported ({type(err).__name__}: {err})"
-            entry.results = None
-            body += [f'<a id="{entry.name}"></a>', "", f"## {entry.name}", "",
-                     f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
+    papers = [e for e in entries if paper_of(e.name) is not None]
+    body = [line for e in summary.run if e not in papers for line in _reported(e, out, results_dir, written)]
+    paper_body = [line for e in summary.run if e in papers for line in _reported(e, out, results_dir, written)]
+    if papers:  # after the sections of the notes; its table reads the paper sections' outcome
+        body += papers_section(papers) + paper_body
     failing = summary.failing
     not_run = [e.name for e in entries if e.problem.startswith("not run")]
     broken = [e for e in entries if e.problem and not e.problem.startswith("not run")]

@@ -35,6 +35,9 @@ def test_sparse_init_gives_each_unit_k_incoming_weights():
     w = torch.empty(50, 784)
     init_weight(w, "sparse:15", torch.Generator().manual_seed(1))
     assert set((w != 0).sum(1).tolist()) == {15}
+    kernel = torch.empty(8, 3, 5, 5)  # a conv filter's 75 inputs: 15 of them nonzero
+    init_weight(kernel, "sparse:15", torch.Generator().manual_seed(1))
+    assert set((kernel.view(8, -1) != 0).sum(1).tolist()) == {15}
 
 
 def test_max_norm_rescales_only_the_units_beyond_it():
