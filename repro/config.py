@@ -112,32 +112,81 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got '{text}'")
 
 
-def parse_value(key: str, text: str, default=None):
-    """Turn ``text`` into the type of ``default`` (or of TrialConfig's field ``key``)."""
+def coerce(key: str, value, default=None):
+    """``value`` as the type of ``default`` (or of TrialConfig's field ``key``): text from the command line
+    is parsed ("0.05", "100,100", "true", "none"); a Python value is checked and normalised (a list to a
+    tuple, an int to a float) without a round trip through text. One-line ConfigError on a mismatch."""
     if default is None and key in FIELDS:
-        default = FIELDS[key].default
-        kind = FIELDS[key].type
+        default, kind = FIELDS[key].default, str(FIELDS[key].type)
     else:
         kind = type(default).__name__
     try:
-        if text.lower() in ("none", "all") and "None" in str(kind):
+        if isinstance(value, str):
+            return _parse_text(value, default, kind)
+        return _check_value(value, default, kind)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"--set {key}={value_text(value)}: {err}") from None
+
+
+def _parse_text(text: str, default, kind: str):
+    if text.lower() in ("none", "all") and "None" in kind:
+        return None
+    if isinstance(default, bool) or kind == "bool":
+        return _parse_bool(text)
+    if isinstance(default, tuple) or "tuple" in kind:
+        items = [t for t in text.replace(";", ",").split(",") if t.strip()]
+        sample = default[0] if default else 0
+        return tuple(type(sample)(t.strip()) for t in items)
+    if isinstance(default, int) or "int" in kind:
+        as_float = float(text)
+        if as_float != int(as_float):
+            raise ValueError(f"expected a whole number, got '{text}'")
+        return int(as_float)
+    if isinstance(default, float) or "float" in kind:
+        return float(text)
+    return text
+
+
+def _check_value(value, default, kind: str):
+    if value is None:
+        if "None" in kind:
             return None
-        if isinstance(default, bool) or kind == "bool":
-            return _parse_bool(text)
-        if isinstance(default, tuple) or "tuple" in str(kind):
-            items = [t for t in text.replace(";", ",").split(",") if t.strip()]
-            sample = default[0] if default else 0
-            return tuple(type(sample)(t.strip()) for t in items)
-        if isinstance(default, int) or "int" in str(kind):
-            as_float = float(text)
-            if as_float != int(as_float):
-                raise ValueError(f"expected a whole number, got '{text}'")
-            return int(as_float)
-        if isinstance(default, float) or "float" in str(kind):
-            return float(text)
-        return text
-    except ValueError as err:
-        raise ConfigError(f"--set {key}={text}: {err}") from None
+        raise ValueError("None is not allowed here")
+    if isinstance(default, bool) or kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if isinstance(default, tuple) or "tuple" in kind:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list, got {value!r}")
+        sample = default[0] if default else 0
+        return tuple(_check_value(v, sample, type(sample).__name__) for v in value)
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(default, int) or "int" in kind:
+        if not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return int(value)
+    if isinstance(default, float) or "float" in kind:
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def value_text(value) -> str:
+    """A config value as --set spells it and as tables show it: 0.05, 100,100, true, none."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(value_text, value))
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def validate(cfg: TrialConfig) -> TrialConfig:
@@ -181,16 +230,22 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     return cfg
 
 
-def apply_overrides(cfg: TrialConfig, overrides: dict) -> TrialConfig:
-    """``overrides`` maps keys to already-parsed values; unknown keys are errors."""
-    unknown = [k for k in overrides if k not in FIELDS]
+def check_keys(keys) -> None:
+    """Every key names a TrialConfig field, or one line that lists them."""
+    unknown = [k for k in keys if k not in FIELDS]
     if unknown:
         raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(FIELDS)}")
-    return cfg.replace(**overrides)
+
+
+def apply_overrides(cfg: TrialConfig, overrides: dict) -> TrialConfig:
+    """``cfg`` with ``overrides`` ({key: text or value}), each coerced to its field's type, then validated."""
+    check_keys(overrides)
+    return cfg.replace(**{k: coerce(k, v) for k, v in overrides.items()})
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
-    """``["lr=0.1", "widths=40,20"]`` -> ``{"lr": "0.1", "widths": "40,20"}`` (values still text)."""
+    """``["lr=0.1", "widths=40,20"]`` -> ``{"lr": "0.1", "widths": "40,20"}`` (values still text: the
+    experiment's own parameters take the type of their preset value, repro.runner.resolve)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -198,10 +253,3 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {pair}: expected KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
-
-
-def config_from_text(base: TrialConfig, texts: dict[str, str]) -> TrialConfig:
-    unknown = [k for k in texts if k not in FIELDS]
-    if unknown:
-        raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(FIELDS)}")
-    return apply_overrides(base, {k: parse_value(k, v) for k, v in texts.items()})

@@ -26,7 +26,7 @@ import torch
 
 @dataclass
 class TrialSpec:
-    config: dict                     # TrialConfig fields
+    config: object                   # the TrialConfig (validated when it was built)
     seed: int
     device: str
     logdir: str | None = None        # the trial's own TensorBoard directory
@@ -53,11 +53,10 @@ def _dataset(name: str, device: str, flat: bool):
 
 
 def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) -> dict:
-    from .config import TrialConfig, validate
     from .nets import takes_flat_input
     from .tb import TrialWriter
     from .engine import train
-    cfg = validate(TrialConfig.from_dict(spec.config))
+    cfg = spec.config
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
         shutil.rmtree(spec.logdir, ignore_errors=True)
@@ -105,10 +104,9 @@ def estimated_cost(spec: TrialSpec) -> float:
     training image costs about 3 forwards (forward, input and weight gradients)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .config import TrialConfig
     from .data import image_shape
     from .nets import build_model
-    cfg = TrialConfig.from_dict(spec.config)
+    cfg = spec.config
     shape = image_shape(cfg.dataset)
     model = build_model(cfg, input_shape=shape).eval()
     counter = FlopCounterMode(display=False)

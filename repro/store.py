@@ -7,10 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .config import ConfigError, TrialConfig
-
-REQUIRED_KEYS = ("experiment", "preset", "variants", "trials", "claims")  # what makes a file an experiment's results
-
+from .config import ConfigError
 
 def write_json(path: Path, payload: dict) -> None:
     """Atomic: a reader sees the old file or the new one, never half of one."""
@@ -62,7 +59,7 @@ class TrialStore:
         self.lock.unlink(missing_ok=True)
 
     def _path(self, spec, suffix: str) -> Path:
-        return self.folder / f"{TrialConfig.from_dict(spec.config).key(spec.seed)}{suffix}"
+        return self.folder / f"{spec.config.key(spec.seed)}{suffix}"
 
     def load(self, spec) -> dict | None:
         import torch
