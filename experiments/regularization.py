@@ -235,7 +235,6 @@ def weights_figure(ctx, labels: dict) -> str:
 def claims(results: Run) -> list[Claim]:
     p, w = results.params, results.extras["weights"]
     gap = {vid: results.agg(vid, "gap") for vid in results.variants}
-    l2 = L2_ID
     # The mildest p that narrows the gap by NARROWS (else the one that narrows it most), among the
     # p at which the network still learns: a network at chance has no gap left to narrow.
     learning = sorted(d for d in p["dropout_sweep"] if results.agg(sweep_id("dropout", d), "final_train_acc") >= LEARNS)
@@ -244,15 +243,15 @@ def claims(results: Run) -> list[Claim]:
     test_change = (results.agg(sweep_id("dropout", chosen)) - results.agg("none") if chosen is not None
                    else float("nan"))
     paper_gain = results.agg(PAPER_DROPOUT) - results.agg(PAPER_NONE)
-    l1, l2w, prox = w[L1_ID], w[l2], w[PROXIMAL_ID]
-    subgradient_zeros = max(w[vid]["exact_zero"] for vid in ("none", l2, L1_ID))
+    l1, l2w, prox = w[L1_ID], w[L2_ID], w[PROXIMAL_ID]
+    subgradient_zeros = max(w[vid]["exact_zero"] for vid in ("none", L2_ID, L1_ID))
     return [
         at_least("book-memorises", PHENOMENON, "book, none: the 300 training images are memorised (train accuracy)",
                  results.agg("none", "final_train_acc"), 0.99),
         at_least("book-gap-large", PHENOMENON, "book, none: test accuracy stays far below (gap train - test)", gap["none"], 0.2),
-        at_most("l2-train-below-100", PHENOMENON, f"book, L2 {L2:g}: train accuracy no longer reaches 100%", results.agg(l2, "final_train_acc"), 0.97),
-        is_true("l2-narrows-gap", PHENOMENON, f"book, L2 {L2:g} narrows the gap (none's gap minus L2's)", gap[l2] < gap["none"],
-                gap["none"] - gap[l2]),
+        at_most("l2-train-below-100", PHENOMENON, f"book, L2 {L2:g}: train accuracy no longer reaches 100%", results.agg(L2_ID, "final_train_acc"), 0.97),
+        is_true("l2-narrows-gap", PHENOMENON, f"book, L2 {L2:g} narrows the gap (none's gap minus L2's)", gap[L2_ID] < gap["none"],
+                gap["none"] - gap[L2_ID]),
         at_least("dropout-narrows-gap", PHENOMENON, f"book: dropout at some p narrows the gap by >= {NARROWS:g}", narrowing.get(chosen, float("nan")),
                  NARROWS, f"p = {chosen}, the mildest that does, among p with train accuracy >= {LEARNS:g}"),
         at_most("dropout-slows-fit", PHENOMENON, "book: ... by slowing the fit, not by raising test accuracy (that p's test accuracy minus none's)",
