@@ -89,20 +89,15 @@ def variants(p: dict) -> list[Variant]:
     return out
 
 
-def final_losses(results: Run) -> dict[str, float]:
-    """Variant id -> mean final training loss over seeds (NaN where every seed diverged)."""
-    return {vid: results.agg(vid, "final_train_loss") for vid in results.variants}
-
-
-def best_rate(losses: dict[str, float], task: str, optimizer: str, grid: dict) -> float:
-    """The grid's rate with the lowest mean final training loss (``losses``: variant id -> it; a diverged
-    rate counts as infinite)."""
-    loss = {lr: losses[grid_id(task, optimizer, lr)] for lr in grid[optimizer]}
+def best_rate(final_loss, task: str, optimizer: str, grid: dict) -> float:
+    """The grid's rate with the lowest mean final training loss (``final_loss``: a variant's, by id; NaN
+    where every seed diverged, and a diverged rate counts as infinite)."""
+    loss = {lr: final_loss(grid_id(task, optimizer, lr)) for lr in grid[optimizer]}
     return min(loss, key=lambda lr: loss[lr] if math.isfinite(loss[lr]) else math.inf)
 
 
-def best_loss(losses: dict[str, float], task: str, optimizer: str, grid: dict) -> float:
-    return losses[grid_id(task, optimizer, best_rate(losses, task, optimizer, grid))]
+def best_loss(final_loss, task: str, optimizer: str, grid: dict) -> float:
+    return final_loss(grid_id(task, optimizer, best_rate(final_loss, task, optimizer, grid)))
 
 
 def first_step_sizes(cfg: TrialConfig, x, y, seed: int = 0) -> float:
@@ -131,7 +126,7 @@ def loss_figure(ctx, losses: dict[str, float]) -> str:
     for ax, (task, grid, title) in zip(axes[0], (("logreg", LOGREG_GRID, "logistic regression"),
                                                  ("mlp", MLP_GRID, "MLP 2 hidden layers, dropout"))):
         for opt in grid:
-            lr = best_rate(losses, task, opt, grid)
+            lr = best_rate(losses.get, task, opt, grid)
             figures.band(ax, ctx.trials[grid_id(task, opt, lr)], "loss_train", f"{SHOWN[opt]} ({lr:g})")
         ax.set(title=title, xlabel="updates (batch 128)", ylabel="training loss", yscale="log")
         ax.legend(fontsize=7)
@@ -161,7 +156,7 @@ def extras(p: dict, ctx) -> dict:
     rows = []
     for task, grid in (("logreg", LOGREG_GRID), ("mlp", MLP_GRID)):
         for opt, rates in grid.items():
-            best = best_rate(losses, task, opt, grid)
+            best = best_rate(losses.get, task, opt, grid)
             cells = [f"**{losses[grid_id(task, opt, lr)]:.4f}**" if lr == best else
                      f"{losses[grid_id(task, opt, lr)]:.4f}" for lr in rates]
             edge = " (edge of the grid)" if best in (rates[0], rates[-1]) else ""
@@ -177,9 +172,10 @@ def extras(p: dict, ctx) -> dict:
 
 
 def claims(results: Run) -> list[Claim]:
-    losses = final_losses(results)
-    lr_loss = {opt: best_loss(losses, "logreg", opt, LOGREG_GRID) for opt in LOGREG_GRID}
-    mlp_loss = {opt: best_loss(losses, "mlp", opt, MLP_GRID) for opt in MLP_GRID}
+    def final_loss(variant: str) -> float:
+        return results.agg(variant, "final_train_loss")
+    lr_loss = {opt: best_loss(final_loss, "logreg", opt, LOGREG_GRID) for opt in LOGREG_GRID}
+    mlp_loss = {opt: best_loss(final_loss, "mlp", opt, MLP_GRID) for opt in MLP_GRID}
     others = min(v for k, v in mlp_loss.items() if k != "adam")
     off, on = (early_loss(results, bias_id(BETA2S[-1], c)) for c in (False, True))
     return [

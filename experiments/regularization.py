@@ -234,7 +234,7 @@ def weights_figure(ctx, labels: dict) -> str:
 
 def claims(results: Run) -> list[Claim]:
     p, w = results.params, results.extras["weights"]
-    gap = {vid: results.agg(vid, "gap") for vid in results.variants}
+    gap = {vid: results.agg(vid, "gap") for vid in ("none", L2_ID, *(sweep_id("dropout", d) for d in p["dropout_sweep"]))}
     # The mildest p that narrows the gap by NARROWS (else the one that narrows it most), among the
     # p at which the network still learns: a network at chance has no gap left to narrow.
     learning = sorted(d for d in p["dropout_sweep"] if results.agg(sweep_id("dropout", d), "final_train_acc") >= LEARNS)
