@@ -42,7 +42,8 @@ class Statement:
 
 
 def _citing(experiment: str):
-    """A helper that cites claims of one experiment by id: vanishing("a", "b") -> (("vanishing", "a"), ("vanishing", "b"))."""
+    """A helper that cites claims of ``experiment`` by id: vanishing("a", "b") gives (("vanishing", "a"),
+    ("vanishing", "b")); helpers are added (+) where a statement's evidence spans experiments."""
     return lambda *ids: tuple((experiment, key) for key in ids)
 
 
