@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from . import tb
-from .claims import NOT_JUDGED, count_text, verdict
+from .claims import ANALYTIC, NOT_JUDGED, count_text, verdict
 from .config import FIELDS, ConfigError, apply_overrides, coerce
 from .executor import TrialSpec, check_executor, default_workers, execute
 from .experiment import Context, Variant
@@ -33,6 +33,7 @@ from .layout import Layout
 from .results import Run, Trial, VariantResult, aggregate
 from .store import TrialStore
 from .tables import format_measured, plural, text_table
+from .uncertainty import claim_text, claim_uncertainties
 
 
 def experiment_names() -> list[str]:
@@ -224,6 +225,10 @@ def _run(plan: Plan, store: TrialStore, progress: bool) -> Run:
         run.extras["figures"] = {title: Path(png).resolve().relative_to(outputs).as_posix()
                                  for title, png in run.extras["figures"].items()}
     run.claims = list(plan.module.claims(run))
+    for claim_id, u in claim_uncertainties(run, plan.module.claims).items():
+        claim = run.claim(claim_id)
+        if claim.kind != ANALYTIC:  # no seeds involved: exact
+            claim.uncertainty = u
     run.wall_time = time.perf_counter() - started
     tb.write_dashboards(layout, name, preset, run)
     run.save(layout.results_file(name, preset))
@@ -253,18 +258,19 @@ def execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, 
 
 def summary_table(run: Run) -> str:
     """The printed table: each variant's metric beside its reference, then every claim's verdict."""
-    rows = [("group", "variant", "metric", "measured mean ± sd (n)", "reference")]
+    rows = [("group", "variant", "metric", "measured mean ± sd (n)", "reference", "verdict: where one run of ours falls")]
     for v in run.variants.values():
-        ref, ref_text, _ = v.reference_status()
+        ref, ref_text, comparable = v.reference_status()
         metric = ref.metric if ref else v.metric
-        rows.append((v.group, v.label, metric, format_measured(v.aggregate, metric), ref_text))
+        rows.append((v.group, v.label, metric, format_measured(v.aggregate, metric), ref_text,
+                     v.reference_verdict().text() if comparable else "-"))
     lines = [text_table(rows), ""]
     for title, table in run.extras.get("tables", {}).items():  # extras' own markdown tables
         lines += [title, "", table, ""]
     lines.append(f"claims: {count_text(run.claims)}")
     for c in run.claims:
         needs = f"; not judged at this preset, needs {c.needs}" if verdict(c) == NOT_JUDGED else ""
-        lines.append(f"  [{verdict(c).upper()}] {c.statement}: measured {c.measured:.4g} ({c.bound}){needs}")
+        lines.append(f"  [{verdict(c).upper()}] {c.statement}: {claim_text(c)} ({c.bound}){needs}")
     lines.append(f"\n{run.experiment}/{run.preset}: {plural(len(run.trials), 'trial')} in "
                  f"{run.wall_time:.1f} s on {run.env['device']} ({plural(run.env['workers'], 'worker')})"
                  f"; results in {run.path}")

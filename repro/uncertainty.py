@@ -56,6 +56,12 @@ CONSISTENT, OUTSIDE, TOO_FEW = "consistent with our distribution", "outside our 
 IN_MODE, IN_NO_MODE = "in one of our modes", "in none of our modes"
 
 
+def printed_precision(*values: float) -> float:
+    """Half a unit in the last decimal a reference was written with: 2.302 stands for 2.3015-2.3025."""
+    from decimal import Decimal
+    return 0.5 * 10.0 ** min(Decimal(repr(float(v))).as_tuple().exponent for v in values)
+
+
 def _num(x: float) -> str:
     return f"{x:.3g}"
 
@@ -237,3 +243,40 @@ def uncertainty_text(u: ClaimUncertainty) -> str:
     needed = (f"~{u.seeds_needed} seeds would settle it, an estimate" if u.seeds_needed
               else "no estimate of the seeds needed")
     return f"{value}, not settled at n={u.n} ({ci}, {holds}; {needed})"
+
+
+# ---- the runner's and the readers' side ----
+
+def claim_uncertainties(run, claims_of, n_resamples: int = 1000) -> dict[str, dict]:
+    """Claim id -> its uncertainty over the run's seeds (a dict, as results files carry it): the
+    experiment's ``claims_of(run)`` re-judged on bootstrap resamples of ``run`` (repro.results.Run).
+    Under MIN_SEEDS seeds every claim gets {"n": n} alone: too few for an interval."""
+    seeds = sorted({t.seed for t in run.trials})
+    if len(seeds) < MIN_SEEDS:
+        return {c.id: {"n": len(seeds)} for c in run.claims}
+    found = bootstrap_claims(lambda chosen: [c.to_dict() for c in claims_of(run.with_seeds(chosen))], seeds,
+                             n_resamples)
+    return {cid: {k: v for k, v in u.__dict__.items() if k not in ("id", "measured")} for cid, u in found.items()}
+
+
+def claim_text(claim) -> str:
+    """A saved claim's measured value with its uncertainty: the one wording the printed table, the report
+    and the API use. An analytic claim involves no seeds and is exact."""
+    if claim.kind == "analytic" or claim.uncertainty is None:
+        return f"measured {claim.measured:.4g}"
+    u = claim.uncertainty
+    if "support" not in u:
+        return f"measured {claim.measured:.4g} (n={u['n']} seeds: too few for an interval, {MIN_SEEDS} needed)"
+    text = uncertainty_text(ClaimUncertainty(claim.id, u["n"], claim.measured,
+                                             tuple(u["interval"]) if u.get("interval") else None, u["support"],
+                                             u["spread"], u["settled"], u.get("seeds_needed")))
+    if u["spread"] == 0:  # extras computed once for all seeds, or an outcome every seed shares
+        text = text.replace("the same on every resample of seeds", "the same on every resample of seeds: "
+                            "computed from outputs that are not per seed, or shared by every seed")
+    return text
+
+
+def settled(claim) -> bool:
+    """False where the claim's interval over seeds straddles its bound (or too few seeds to tell)."""
+    u = claim.uncertainty
+    return claim.kind == "analytic" or u is None or bool(u.get("settled", False))
