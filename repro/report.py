@@ -427,11 +427,10 @@ MANIFEST = ".written-by-dl-repro"   # in figures/: the PNGs the last report wrot
 def _check_owned(report: Path) -> None:
     """Refuse to overwrite a REPORT.md this suite did not write."""
     try:
-        first = report.open(encoding="utf-8", errors="replace").readline().rstrip("\n")
-    except FileNotFoundError:
+        with report.open(encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().rstrip("\n")
+    except (FileNotFoundError, NotADirectoryError):
         return
-    except OSError as err:
-        raise ConfigError(f"cannot read {report} ({err.strerror}); choose another folder with --out") from None
     if first != TITLE_LINE:
         raise ConfigError(f"{report} exists and was not written by repro report; move it, or choose another "
                           "folder with --out")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from repro import tb
+from repro import metrics, tb
+from repro.layout import Layout
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="no playwright: pip install playwright (the dev extra)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -71,13 +72,13 @@ READ_TIME_SERIES = """() => Array.from(document.querySelectorAll('scalar-card'))
   }))"""
 
 
-def expected_story(results: dict) -> dict[str, list[tuple[str, int]]]:
+def expected_story(results) -> dict[str, list[tuple[str, int]]]:
     """Category title -> [(chart, lines)] in the order drawn: the variants of the chart group with
     something to draw (two evaluation points for the curves, gradient norms for the gradient flow)."""
-    prefix = f"{results['experiment']}/{results['preset']}"
-    trials = {v: [t for t in results["trials"] if t["variant"] == v] for v in results["variants"]}
+    prefix = f"{results.experiment}/{results.preset}"
+    trials = {v: results.trials_of(v) for v in results.variants}
     story = {}
-    for label, names in tb.chart_groups({v: d["group"] for v, d in results["variants"].items()}):
+    for label, names in tb.chart_groups({v: d.group for v, d in results.variants.items()}):
         curves = sum(bool(tb.curve_points(trials[v])) for v in names)
         flows = sum(bool(tb.gradient_flow_log10(trials[v])) for v in names)
         charts = [(title, curves) for title in tb.STORY_CURVES.values()] + [("gradient flow", flows)]
@@ -85,14 +86,14 @@ def expected_story(results: dict) -> dict[str, list[tuple[str, int]]]:
     return story
 
 
-def expected_cards(results: dict) -> dict[str, int]:
+def expected_cards(results) -> dict[str, int]:
     """Time Series card tag (a mean curve) -> lines: one per variant of its chart group."""
-    prefix = f"{results['experiment']}/{results['preset']}"
+    prefix = f"{results.experiment}/{results.preset}"
     out = {}
     for category, charts in expected_story(results).items():
         label = category.split(": ", 1)[1]
         for title, n in charts:
-            whats = [tb.FLOW] if title == "gradient flow" else [tb.POINT_TAGS[f] for f in tb.AGGREGATED]
+            whats = [tb.FLOW] if title == "gradient flow" else [metrics.BY_NAME[f].tag for f in tb.AGGREGATED]
             out.update({tb.mean_tag(prefix, label, what, "mean"): n for what in whats})
     return out
 
@@ -127,7 +128,7 @@ def record(screenshots, record_property):
     return write
 
 
-def serve(tensorboard, logdir: Path, results: list[dict]):
+def serve(tensorboard, logdir: Path, results: list):
     """TensorBoard as `make tensorboard` runs it, once it lists every category and every mean run's tags."""
     srv = tensorboard(logdir, as_make=True)
     categories = {c for r in results for c in expected_story(r)}
@@ -177,7 +178,7 @@ def assert_story_drawn(views: list[dict], story: dict) -> None:
             assert chart["matches"] == n and not chart["missing"], where
 
 
-def check_time_series(browser, srv, results: list[dict], screenshot: Path):
+def check_time_series(browser, srv, results: list, screenshot: Path):
     cards = {tag: n for r in results for tag, n in expected_cards(r).items()}
     url = tb.time_series_url(srv.base).replace("#timeseries", "&forceSVG=true#timeseries")  # SVG: lines in the DOM
     page = browser.new_page(viewport=VIEWPORT)
@@ -204,7 +205,7 @@ def check_time_series(browser, srv, results: list[dict], screenshot: Path):
 @pytest.fixture(scope="module", params=["vanishing", "optimizers"])
 def one_experiment(request, quick_run, tensorboard):
     results = quick_run(request.param)
-    logdir = Path(results["path"]).parents[2] / "runs"  # only this experiment's runs
+    logdir = Path(results.path).parents[2] / "runs"  # only this experiment's runs
     srv = serve(tensorboard, logdir, [results])
     yield results, srv, logdir
     srv.stop()  # one server at a time: the next one gets the cores
@@ -214,28 +215,30 @@ def test_custom_scalars_draws_the_story_without_a_click(one_experiment, browser,
     results, srv, logdir = one_experiment
     story = expected_story(results)
     page, views, first, complete = open_custom_scalars(browser, tb.story_url(logdir, srv.base), story)
-    page.screenshot(path=str(screenshots / f"{results['experiment']}-custom-scalars.png"))
+    page.screenshot(path=str(screenshots / f"{results.experiment}-custom-scalars.png"))
     page.close()
-    record(f"{results['experiment']} custom scalars", first_chart=first, every_chart=complete)
+    record(f"{results.experiment} custom scalars", first_chart=first, every_chart=complete)
     assert_story_drawn(views, story)
 
 
 def test_time_series_opens_on_the_story(one_experiment, browser, screenshots, record):
     results, srv, _ = one_experiment
-    elapsed = check_time_series(browser, srv, [results], screenshots / f"{results['experiment']}-time-series.png")
-    record(f"{results['experiment']} time series", first_cards=elapsed)
+    elapsed = check_time_series(browser, srv, [results], screenshots / f"{results.experiment}-time-series.png")
+    record(f"{results.experiment} time series", first_cards=elapsed)
 
 
-def add_seeds(logdir: Path, results: dict, seeds: range) -> None:
+def add_seeds(logdir: Path, results, seeds: range) -> None:
     """More trial runs of ``results``' variants (copies of seed 0 where it finished), written by repro.tb's
     own writer: a logdir as crowded as a longer run's, without training."""
-    for t in (t for t in results["trials"] if t["seed"] == 0 and t["status"] == "ok"):
+    layout = Layout(runs=logdir)
+    for t in (t for t in results.trials if t.seed == 0 and t.finished):
+        variant = results.variant(t.variant)
         for seed in seeds:
-            writer = tb.TrialWriter(tb.trial_dir(logdir, results["experiment"], results["preset"], t["variant"], seed),
-                                    {"variant": t["variant"], "group": results["variants"][t["variant"]]["group"]})
-            for point in t["history"]:
+            writer = tb.TrialWriter(layout.trial_logdir(results.experiment, results.preset, t.variant, seed),
+                                    {"variant": variant.label, "group": variant.group})
+            for point in t.history:
                 writer.log_point(point)
-            writer.log_final({**t, "seed": seed})
+            writer.log_final({**t.to_json(), "seed": seed})
 
 
 def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, browser, screenshots, record,
@@ -243,8 +246,7 @@ def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, 
     both = [quick_run("vanishing"), quick_run("optimizers")]
     logdir = tmp_path / "runs"
     for results in both:
-        shutil.copytree(Path(results["path"]).parents[2] / "runs" / results["experiment"],
-                        logdir / results["experiment"])
+        shutil.copytree(Path(results.path).parents[2] / "runs" / results.experiment, logdir / results.experiment)
     add_seeds(logdir, both[1], range(2, 4))
     runs = {f.parent for f in logdir.rglob("events.out.tfevents.*")}
     assert len(runs) >= 150
