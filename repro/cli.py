@@ -164,18 +164,15 @@ def cmd_train(args) -> None:
     import time
 
     from .config import TrialConfig, apply_overrides, parse_sets
-    from .executor import TrialSpec, run_trial
+    from .executor import TrialSpec, execute
     from .runner import resolve_device
     cfg = apply_overrides(TrialConfig(), parse_sets(args.set))
     device = resolve_device(args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     spec = TrialSpec(cfg, args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed)}"))
-    result = run_trial(spec)
-    s = result["summary"]
-    print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"],
-                      "final_train_acc": s["final_train_acc"], "final_test_acc": s["final_test_acc"],
-                      "final_train_loss": s["final_train_loss"], "final_test_loss": s["final_test_loss"],
-                      "grad_ratio_first_last": s["grad_ratio_first_last"],
+    (result,) = execute([spec], workers=1)  # one intra-op thread, as every trial of a run: the same numbers
+    # every TRIAL metric of repro/metrics.py (post_update_loss: null unless post_loss_every is set)
+    print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"], **result["summary"],
                       "wall_time": round(result["wall_time"], 3), "logdir": spec.logdir}))
 
 
