@@ -150,7 +150,7 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     # (figures, finished trials) and runs/<exp>/<preset>/, so different runs never share a file.
     out_dir = Path(results_dir) / name / preset
     make_output_dirs(exp_logdir, out_dir)
-    with TrialStore(out_dir / "trials", f"{name}/{preset}", resume) as store:
+    with TrialStore(out_dir / "trials", f"{name}/{preset}", resume, logdir=exp_logdir) as store:
         return _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
                            exp_logdir, out_dir, store, progress, executor, address,
                            condition.first_seed if condition else 0, condition.name if condition else None)
