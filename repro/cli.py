@@ -157,12 +157,13 @@ def cmd_train(args) -> None:
     import time
 
     from .config import TrialConfig, config_from_text, parse_sets
-    from .executor import TrialSpec, run_trial
+    from .executor import TrialSpec, check_runnable, run_trial
     from .runner import resolve_device
     cfg = config_from_text(TrialConfig(), parse_sets(args.set))
     device = resolve_device(args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     spec = TrialSpec(cfg.to_dict(), args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed)}"))
+    check_runnable([spec])
     result = run_trial(spec)
     s = result["summary"]
     print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"],

@@ -89,13 +89,14 @@ def check_memory(cfg, device: str) -> None:
     need, free = weights + activations + records, available_memory(device)
     if need <= free:
         return
+    where = "this machine" if device == "cpu" else device
     network = ("widths",) if cfg.model == "mlp" else ("conv", "widths")
     _, keys = max((weights, network), (activations, (*network, "batch_size")), (records, ("iters",)))  # the largest
     values = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
                        for k, v in ((k, getattr(cfg, k)) for k in keys))
     raise ConfigError(f"{values}: a trial would need about {_size(need)} of memory ({sum(params):,} weights: "
                       f"{_size(weights)} with gradients and optimiser state; activations: {_size(activations)}; "
-                      f"{cfg.iters:,} steps' records: {_size(records)}), and {device} has {_size(free)} available; "
+                      f"{cfg.iters:,} steps' records: {_size(records)}), and {where} has {_size(free)} available; "
                       f"make {' or '.join(keys)} smaller")
 
 
