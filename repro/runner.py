@@ -51,7 +51,9 @@ def resolve(module, preset: str, sets: dict[str, str]) -> tuple[dict, dict]:
 
     The one rule for a --set key: a key the preset names is the experiment's parameter (``iters``
     in most experiments: the experiment applies it to the variants it shapes, as its preset does);
-    any other config key is forced on every variant. A key that is neither is an error."""
+    any other config key is forced on every variant. A key that is neither is an error, and so are
+    parameters the experiment's optional ``validate(params)`` finds it cannot judge (it returns why, in
+    one line, or None): refused here, before anything trains."""
     if preset not in module.PRESETS:
         raise ConfigError(f"unknown preset '{preset}' for {module.__name__.split('.')[-1]}; "
                           f"choose from {', '.join(module.PRESETS)}")
@@ -65,6 +67,9 @@ def resolve(module, preset: str, sets: dict[str, str]) -> tuple[dict, dict]:
         else:
             raise ConfigError(f"unknown key '{key}'; experiment parameters: {', '.join(sorted(params))}; "
                               f"config keys: {', '.join(FIELDS)}")
+    problem = module.validate(params) if hasattr(module, "validate") else None
+    if problem:
+        raise ConfigError(problem)
     return params, forced
 
 
