@@ -124,6 +124,7 @@ class RunLock:
 
     def _take(self, path: Path, flag: str) -> int:
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise ReproError(f"cannot take the run lock {path} ({err.strerror}): make its folder writable, "
