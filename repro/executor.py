@@ -130,6 +130,9 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     return result
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def _init_worker(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
     # Ctrl-C and a closed terminal reach the whole process group: the parent alone handles them, and stops
@@ -141,9 +144,6 @@ def _init_worker(threads: int, parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the line above took hold
         os._exit(1)
-
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 EXECUTORS = ("local", "ray")
