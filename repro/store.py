@@ -165,6 +165,14 @@ def check_writable(folder: Path, flag: str, below: bool = True) -> None:
                                      f"writable, or choose another folder with {flag}")
 
 
+def _key_of(record: dict) -> str | None:
+    """The key of the (config, seed) a trial record holds: its file's name, if it is the trial named."""
+    try:
+        return TrialConfig.from_dict(record["config"]).key(record["seed"])
+    except (TypeError, ValueError):
+        return None
+
+
 def warn(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -240,7 +248,7 @@ class TrialStore:
         wrong = [k for k, kind in TRIAL_FIELDS.items() if not isinstance(record.get(k), kind)]
         if wrong:
             return None, f"no valid '{wrong[0]}'"
-        if record["config"] != spec.config or record["seed"] != spec.seed or record["key"] != path.stem:
+        if record["key"] != path.stem or _key_of(record) != path.stem:
             return None, "it holds another trial's config or seed"
         state_sha = record.pop("state_sha256", None)
         if spec.keep_state:

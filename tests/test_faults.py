@@ -117,7 +117,7 @@ def test_a_full_disk_at_the_results_write_is_one_line_and_the_run_resumes(copy, 
     assert run_cli(copy, "--resume") == 0  # space again: the stored trials are judged, nothing trains
 
 
-def test_temporary_files_of_a_killed_write_are_removed_by_the_next_run(copy, capsys):
+def test_temporary_files_of_a_killed_write_are_removed_by_the_next_run(copy):
     old = time.time() - 3600
     stale = [results_file(copy).parent / "quick.json.k1ll3d.tmp", trials_dir(copy) / "abc.json.x7y8z9.tmp"]
     kept = [results_file(copy).parent / "full.json.0ther1.tmp",   # another preset's run may be writing it
@@ -246,6 +246,19 @@ def test_a_damaged_weights_file_is_named_and_trained_again(tmp_path, capsys, how
         assert store.load(Spec) is None
     (line,) = error_lines(capsys)
     assert f"its weights file {weights.name}" in line and line.endswith("training it again")
+
+
+def test_a_trial_file_under_another_trials_name_is_not_taken_for_it(tmp_path, capsys):
+    store, _ = stored_with_weights(tmp_path)
+
+    class Other(Spec):
+        seed = 1
+    with store:
+        own = store._path(Spec, ".json")
+        own.rename(store._path(Other, ".json"))
+        assert store.load(Other) is None
+    (line,) = error_lines(capsys)
+    assert "it holds another trial's config or seed" in line
 
 
 # ---- signals ----
@@ -393,3 +406,4 @@ def test_batch_indices_drawn_in_chunks_are_the_stream_of_one_draw(monkeypatch):
     monkeypatch.setattr(engine, "BATCH_CHUNK", 7)
     chunked = engine.train(cfg, 3, random_dataset())
     assert chunked["batch_loss"] == whole["batch_loss"] and chunked["history"] == whole["history"]
+
