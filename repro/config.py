@@ -1,6 +1,6 @@
 """One trial's configuration: the standard keys every experiment and ``repro train`` share.
 
-Values arrive as strings from ``--set KEY=VALUE``; ``parse_value`` turns them into the field's type
+Values arrive as text from ``--set KEY=VALUE`` or as Python values from the API; ``coerce`` turns either into the field's type
 and ``validate`` rejects what cannot train, each with one line that says what is wrong.
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -101,6 +102,7 @@ class TrialConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+FLOAT_FIELDS = [name for name, f in FIELDS.items() if "float" in str(f.type)]
 
 
 def _parse_bool(text: str) -> bool:
@@ -204,6 +206,13 @@ def validate(cfg: TrialConfig) -> TrialConfig:
          f"dropout_scaling={cfg.dropout_scaling}: choose from {', '.join(DROPOUT_SCALINGS)}")
     need(bool(INIT_PATTERN.match(cfg.init)),
          f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he, standard, normalized, sparse:<k> or default")
+    kind, _, arg = cfg.init.partition(":")
+    if kind in ("normal", "constant"):
+        what = "the standard deviation must be a number >= 0" if kind == "normal" else "the value must be a number"
+        need(_is_number(arg) and (kind == "constant" or float(arg) >= 0), f"init={cfg.init}: {what}")
+    for f in FLOAT_FIELDS:  # inf passes every bound below and trains nothing
+        value = getattr(cfg, f)
+        need(value is None or math.isfinite(value), f"{f}={value}: must be a finite number")
     need(cfg.probe_split in PROBE_SPLITS, f"probe_split={cfg.probe_split}: choose from {', '.join(PROBE_SPLITS)}")
     need(cfg.probe_size > 0, f"probe_size={cfg.probe_size}: must be at least 1")
     need(cfg.bias_correction or cfg.schedule in ("constant", "inv-sqrt"),
@@ -228,6 +237,13 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.eps is None or cfg.eps > 0, f"eps={cfg.eps}: must be positive")
     need(cfg.bn_eps > 0, f"bn_eps={cfg.bn_eps}: must be positive")
     return cfg
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def check_keys(keys) -> None:

@@ -25,6 +25,7 @@ from . import metrics
 from .probes import ActivationProbe, GradNormProbe
 
 EVAL_BATCH = 5000  # large enough to keep evaluation cheap, small enough for CNN activations
+BATCH_CHUNK = 1000  # steps whose batch indices are drawn at once (all of them at once: 8 bytes x batch x iters)
 
 
 def diverged(trial) -> bool:
@@ -84,7 +85,6 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     weights, _ = split_decay_groups(model)
     layers = [name for name, _ in weighted_layers(model)]
 
-    batches = torch.randint(len(data.y_train), (cfg.iters, cfg.batch_size), generator=batch_gen).to(device)
     train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
     probe_x = (data.x_test if cfg.probe_split == "test" else data.x_train)[:cfg.probe_size]
     grad_probe = GradNormProbe(model, cfg.iters)
@@ -97,7 +97,10 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
 
     model.train()
     for step in range(cfg.iters):
-        index = batches[step]
+        if step % BATCH_CHUNK == 0:  # the generator is serial: chunks give the same stream as one draw of all
+            batches = torch.randint(len(data.y_train), (min(BATCH_CHUNK, cfg.iters - step), cfg.batch_size),
+                                    generator=batch_gen).to(device)
+        index = batches[step % BATCH_CHUNK]
         # index_select, not x[index]: advanced indexing is slower for the same rows on CPU (make bench times both)
         x, y = data.x_train.index_select(0, index), data.y_train.index_select(0, index)
         loss = F.cross_entropy(model(x), y)

@@ -239,3 +239,17 @@ def build_model(cfg: TrialConfig, generator: torch.Generator | None = None,
 
 def takes_flat_input(cfg: TrialConfig) -> bool:
     return cfg.model == "mlp"
+
+
+def size_of(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28)) -> tuple[list[int], list[int]]:
+    """The sizes of the network a config names: values in each parameter tensor, and values each layer
+    outputs per example, counted on torch's meta device (nothing is allocated, so a network far beyond
+    memory is sized before it is built)."""
+    with torch.device("meta"):
+        model = build_model(cfg, input_shape=input_shape).eval()  # eval: BN takes a batch of one
+        outputs: list[int] = []
+        for module in model.modules():
+            if not list(module.children()):
+                module.register_forward_hook(lambda m, inputs, out: outputs.append(out[0].numel()))
+        model(torch.zeros(1, *input_shape) if cfg.model == "cnn" else torch.zeros(1, math.prod(input_shape)))
+    return [p.numel() for p in model.parameters()], outputs

@@ -60,8 +60,10 @@ def resolve(module, preset: str, sets: dict) -> tuple[dict, dict]:
 
     The one rule for a --set key: a key the preset names is the experiment's parameter (``iters``
     in most experiments: the experiment applies it to the variants it shapes, as its preset does);
-    any other config key is forced on every variant. A key that is neither is an error. Values are
-    text (the CLI) or Python values (the API), coerced here once (config.coerce)."""
+    any other config key is forced on every variant. A key that is neither is an error, and so are
+    parameters the experiment's optional ``validate(params)`` finds it cannot judge (it returns why, in
+    one line, or None): refused here, before anything trains. Values are text (the CLI) or Python
+    values (the API), coerced here once (config.coerce)."""
     if preset not in module.PRESETS:
         raise ConfigError(f"unknown preset '{preset}' for {module.__name__.split('.')[-1]}; "
                           f"choose from {', '.join(module.PRESETS)}")
@@ -75,9 +77,9 @@ def resolve(module, preset: str, sets: dict) -> tuple[dict, dict]:
         else:
             raise ConfigError(f"unknown key '{key}'; experiment parameters: {', '.join(sorted(params))}; "
                               f"config keys: {', '.join(FIELDS)}")
-    check_params = getattr(module, "check_params", None)
-    if check_params is not None:  # what the experiment's claims can judge, before anything trains
-        check_params(params)
+    problem = module.validate(params) if hasattr(module, "validate") else None
+    if problem:
+        raise ConfigError(problem)
     return params, forced
 
 
@@ -182,9 +184,11 @@ def run_experiment(name: str, preset: str = "full", *, seeds: int | None = None,
     plan = Plan(module, name, preset, params, forced, variants, device, list(range(first, first + n_seeds)),
                 workers or default_workers(device), layout, executor, address,
                 condition.name if condition else None)
-    # Each (experiment, preset) owns its files (repro/layout.py), so different runs never share a file.
+    # Each (experiment, preset) owns its files (repro/layout.py), so different runs never share a file;
+    # the lock covers the run's results and its TensorBoard logs alike.
     make_output_dirs(layout.logdir(name, preset), layout.outputs(name, preset))
-    with TrialStore(layout.trials(name, preset), f"{name}/{preset}", resume) as store:
+    with TrialStore(layout.trials(name, preset), f"{name}/{preset}", resume,
+                    logdir=layout.logdir(name, preset)) as store:
         return _run(plan, store, progress)
 
 

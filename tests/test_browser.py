@@ -1,10 +1,11 @@
 """What a person sees: TensorBoard's pages in a real headless Chromium, read from the page itself.
 
-TensorBoard is started as `make tensorboard` starts it, over the logdir of a quick run, and the page
-opened is the one `make tensorboard` prints (repro.tb.story_url). Without a click, within DEADLINE
-seconds, every chart of the experiment's categories must have drawn one line, band and colour per
-variant of its group; the first Time Series cards likewise. Screenshots go to $REPRO_SCREENSHOTS (or a
-pytest temp dir), with the measured times in timings.json beside them.
+TensorBoard is started as `make tensorboard` starts it (python -m repro.tb), over the logdir of a quick run,
+and the pages opened are every address it prints, and the bare address (which TensorBoard prints by
+habit and people type). Without a click, within DEADLINE seconds, every chart of the experiment's
+categories must have drawn one line, band and colour per variant of its group; the first Time Series
+cards likewise. Screenshots go to $REPRO_SCREENSHOTS (or a pytest temp dir), with the measured times in
+timings.json beside them.
 
 The browser is Debian's `chromium` driven by the `playwright` package (never `playwright install`).
 """
@@ -211,14 +212,27 @@ def one_experiment(request, quick_run, tensorboard):
     srv.stop()  # one server at a time: the next one gets the cores
 
 
+def every_address(srv) -> list[str]:
+    """What `make tensorboard` printed (the story, as repro.tb.story_url makes it), then the bare address."""
+    printed = srv.addresses()
+    assert printed, f"make tensorboard printed no address of its server:\n{srv.log_path.read_text()}"
+    return [*printed, f"{srv.base}/"]
+
+
+def open_every_address(browser, srv, story: dict, screenshots: Path, name: str, record) -> None:
+    """Each address, in a page of its own: the story drawn without a click, each time."""
+    for k, url in enumerate(every_address(srv)):
+        page, views, first, complete = open_custom_scalars(browser, url, story)
+        page.screenshot(path=str(screenshots / f"{name}-custom-scalars-{k}.png"))
+        page.close()
+        record(f"{name} custom scalars, address {k + 1}", first_chart=first, every_chart=complete)
+        assert_story_drawn(views, story)
+
+
 def test_custom_scalars_draws_the_story_without_a_click(one_experiment, browser, screenshots, record):
     results, srv, logdir = one_experiment
-    story = expected_story(results)
-    page, views, first, complete = open_custom_scalars(browser, tb.story_url(logdir, srv.base), story)
-    page.screenshot(path=str(screenshots / f"{results.experiment}-custom-scalars.png"))
-    page.close()
-    record(f"{results.experiment} custom scalars", first_chart=first, every_chart=complete)
-    assert_story_drawn(views, story)
+    assert srv.addresses() == [tb.story_url(logdir, srv.base)]
+    open_every_address(browser, srv, expected_story(results), screenshots, results.experiment, record)
 
 
 def test_time_series_opens_on_the_story(one_experiment, browser, screenshots, record):
@@ -252,11 +266,11 @@ def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, 
     assert len(runs) >= 150
     srv = serve(tensorboard, logdir, both)
     story = {c: charts for r in both for c, charts in expected_story(r).items()}
+    open_every_address(browser, srv, story, screenshots, "two-experiments", record)
     # every mean run named in the URL: the way story_url selects them once more than 40 match
     page, views, first, complete = open_custom_scalars(browser, tb.story_url(logdir, srv.base, explicit=True), story)
-    page.screenshot(path=str(screenshots / "two-experiments-custom-scalars.png"))
     page.close()
     elapsed = check_time_series(browser, srv, both, screenshots / "two-experiments-time-series.png")
-    record(f"two experiments, {len(runs)} runs", first_chart=first, every_chart=complete,
+    record(f"two experiments, {len(runs)} runs, every mean run named", first_chart=first, every_chart=complete,
            time_series_first_cards=elapsed)
     assert_story_drawn(views, story)

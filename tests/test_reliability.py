@@ -13,6 +13,7 @@ import pytest
 
 from repro import data
 from repro.config import ConfigError
+from repro.errors import ReproError
 from repro.layout import Layout
 from repro.runner import run_experiment
 from repro.store import TrialStore
@@ -85,7 +86,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path, uninterrupted, sig):
 
 def test_second_run_of_same_experiment_and_preset_is_refused(tmp_path):
     with TrialStore(tmp_path / "trials", "vanishing/quick", resume=False):
-        with pytest.raises(ConfigError, match="another run of vanishing/quick is in progress"):
+        with pytest.raises(ReproError, match="another run of vanishing/quick is in progress"):
             with TrialStore(tmp_path / "trials", "vanishing/quick", resume=False):
                 pass
     with TrialStore(tmp_path / "trials", "vanishing/quick", resume=False):
