@@ -183,10 +183,10 @@ def results_table(results: Run) -> list[str]:
 
 def claims_table(results: Run) -> list[str]:
     rows = [[MARKS[claims.verdict(c)] + ("" if uncertainty.settled(c) else " (not settled)"), md_text(c.statement),
-             c.kind, md_text(uncertainty.claim_text(c).removeprefix("measured ")), md_text(c.bound),
+             c.kind, _number(c.measured), md_text(c.bound), md_text(uncertainty.claim_text(c).partition("; ")[2] or "exact"),
              md_text((f"needs {c.needs}; " if c.needs else "") + c.detail)]
             for c in results.claims]
-    header = ["verdict", "claim", "kind", "measured", "bound", "detail"]
+    header = ["verdict", "claim", "kind", "measured", "bound", "over seeds", "detail"]
     return md_table(header, rows).split("\n") if rows else ["No claims."]
 
 

@@ -274,7 +274,7 @@ def summary_table(run: Run) -> str:
     lines.append(f"claims: {count_text(run.claims)}")
     for c in run.claims:
         needs = f"; not judged at this preset, needs {c.needs}" if verdict(c) == NOT_JUDGED else ""
-        lines.append(f"  [{verdict(c).upper()}] {c.statement}: {claim_text(c)} ({c.bound}){needs}")
+        lines.append(f"  [{verdict(c).upper()}] {c.statement}: {claim_text(c)}{needs}")
     lines.append(f"\n{run.experiment}/{run.preset}: {plural(len(run.trials), 'trial')} in "
                  f"{run.wall_time:.1f} s on {run.env['device']} ({plural(run.env['workers'], 'worker')})"
                  f"; results in {run.path}")

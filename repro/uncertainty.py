@@ -260,20 +260,25 @@ def claim_uncertainties(run, claims_of, n_resamples: int = 1000) -> dict[str, di
 
 
 def claim_text(claim) -> str:
-    """A saved claim's measured value with its uncertainty: the one wording the printed table, the report
-    and the API use. An analytic claim involves no seeds and is exact."""
-    if claim.kind == "analytic" or claim.uncertainty is None:
-        return f"measured {claim.measured:.4g}"
+    """A saved claim's measured value, its bound and its uncertainty over seeds: the one wording the
+    printed table, the report and the API use. An analytic claim involves no seeds and is exact."""
+    text = f"measured {claim.measured:.4g} ({claim.bound})"
     u = claim.uncertainty
+    if claim.kind == "analytic" or u is None:
+        return text
     if "support" not in u:
-        return f"measured {claim.measured:.4g} (n={u['n']} seeds: too few for an interval, {MIN_SEEDS} needed)"
-    text = uncertainty_text(ClaimUncertainty(claim.id, u["n"], claim.measured,
-                                             tuple(u["interval"]) if u.get("interval") else None, u["support"],
-                                             u["spread"], u["settled"], u.get("seeds_needed")))
+        return f"{text}; n={u['n']} seeds: too few for an interval ({MIN_SEEDS} needed)"
+    holds = f"holds in {u['support']:.0%} of resamples"
     if u["spread"] == 0:  # extras computed once for all seeds, or an outcome every seed shares
-        text = text.replace("the same on every resample of seeds", "the same on every resample of seeds: "
-                            "computed from outputs that are not per seed, or shared by every seed")
-    return text
+        return (f"{text}; the same in every resample of the {u['n']} seeds (computed from outputs that are not "
+                f"per seed, or shared by every seed), {holds}")
+    ci = f"95% CI {_num(u['interval'][0])}-{_num(u['interval'][1])} over {u['n']} seeds" if u.get("interval") \
+        else "no resample gave a value"
+    if u["settled"]:
+        return f"{text}; {ci}, {holds}"
+    needed = (f"~{u['seeds_needed']} seeds would settle it (an estimate)" if u.get("seeds_needed")
+              else "no estimate of the seeds that would settle it")
+    return f"{text}; not settled at n={u['n']}: {ci}, {holds}; {needed}"
 
 
 def settled(claim) -> bool:
