@@ -18,6 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from . import components
 from .config import TrialConfig
 from .data import Dataset, DataError
 from .nets import build_model, weighted_layers
@@ -82,6 +83,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     weights, _ = split_decay_groups(model)
+    penalty = components.penalty_function(cfg.penalty)
     layers = [name for name, _ in weighted_layers(model)]
 
     batches = torch.randint(len(data.y_train), (cfg.iters, cfg.batch_size), generator=batch_gen).to(device)
@@ -102,6 +104,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         x, y = data.x_train.index_select(0, index), data.y_train.index_select(0, index)
         loss = F.cross_entropy(model(x), y)
         objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
+        if penalty is not None:
+            objective = objective + penalty(weights)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         if cfg.telemetry:
@@ -144,6 +148,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     post = [[s, v] for s, v in zip(post_steps, post_loss.tolist()) if s < done_steps]
     result = {
         "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed), "layers": layers,
+        "components": components.used(cfg),  # the names, and a user's source file with its sha256
         "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
         "post_update_loss": post,
         "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at, post),
