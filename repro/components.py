@@ -1,18 +1,23 @@
 """Components by name: one registry per kind, from a built-in name to its implementation, and a
 user's own component named ``module:attribute`` (``mypkg.opt:MyOpt``), imported and checked here.
+Per kind, its config key, its built-ins, and what a user's own must be:
 
-| kind        | config key   | built-ins                                     | a user's own                       |
-|-------------|--------------|-----------------------------------------------|------------------------------------|
-| activation  | `activation` | ACTIVATION_MODULES                            | a function of a tensor, or a torch.nn.Module class built with no arguments |
-| init        | `init`       | INITS (`normal:<std>`, `sparse:<k>`, ...)     | a function that fills a weight tensor in place, as torch.nn.init's do |
-| normaliser  | `norm`       | NORMS, placed before each hidden activation   | a torch.nn.Module class built with the number of features (a conv layer's channels) |
-| optimizer   | `optimizer`  | OPTIMIZERS                                    | a torch.optim.Optimizer subclass built with the parameter groups and `lr` |
-| regulariser | `penalty`    | REGULARISERS: the keys weight_decay, l1, ...  | a function of the weight matrices and kernels whose value is added to the loss |
+- activation (`activation`): ACTIVATION_MODULES; a function of a tensor, or a torch.nn.Module class
+  built with no arguments.
+- init (`init`): INITS, some with an argument (`normal:<std>`, `sparse:<k>`); a function that fills a
+  weight tensor in place, as torch.nn.init's do (biases are zeroed, as under every built-in but default).
+- normaliser (`norm`): NORMS, placed before each hidden activation; a torch.nn.Module class built with
+  the number of features (a conv layer's channels).
+- optimizer (`optimizer`): OPTIMIZERS; a torch.optim.Optimizer subclass built with the parameter
+  groups and `lr` (its other settings are its own defaults).
+- regulariser (`penalty`): the notes' are config keys of their own (REGULARISERS); a function of the
+  weight matrices and kernels whose value is added to the loss.
 
-A built-in name wins over a module of the same name (``normal:0.1`` is the init). A name that
-does not resolve is a one-line ConfigError naming the key, the name and why. A user's component is
-recorded with the sha256 of the file that defines it, which also enters the trial's key
-(repro.config.TrialConfig.key), so that --resume never reuses the trials of an edited component.
+A built-in name wins over a module of the same name (``normal:0.1`` is the init). A name that does
+not resolve is a one-line ConfigError naming the key, the name and why. A user's component is
+recorded with the sha256 of the named module's file (a package's ``__init__.py``), which also
+enters the trial's key (repro.config.TrialConfig.key), so that --resume never reuses the trials of
+an edited component.
 """
 from __future__ import annotations
 
@@ -47,7 +52,7 @@ class FunctionActivation(nn.Module):
         return self.fn(x)
 
     def extra_repr(self) -> str:
-        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+        return getattr(self.fn, "__qualname__", type(self.fn).__qualname__)
 
 
 # ---- inits: fill(weight, arg, generator) in place, the variance of one weight, the argument taken
@@ -183,7 +188,7 @@ class Component:
     impl: object                # the registry's entry for a built-in; the user's object
     builtin: bool
     arg: float | int | None = None   # a parameterised built-in's value: 0.1 in normal:0.1
-    file: str | None = None     # a user's: the source file that defines it, and its sha256
+    file: str | None = None     # a user's: its module's file, and that file's sha256
     sha256: str | None = None
 
     def record(self) -> dict:
@@ -200,6 +205,8 @@ def resolve(key: str, name: str) -> Component:
     kind, registry = KINDS[key]
     base, sep, arg = name.partition(":")
     if base in registry:
+        if key == "norm" and base == "rmsnorm" and not hasattr(nn, "RMSNorm"):
+            raise ConfigError(f"norm=rmsnorm needs torch >= 2.4 (nn.RMSNorm); this is torch {torch.__version__}")
         return Component(key, name, registry[base], True, _builtin_arg(key, name, base, arg if sep else None))
     if not sep:
         raise ConfigError(f"{key}={name}: not a built-in {kind} ({_usage(key)}) nor module:attribute for your own")
@@ -221,8 +228,6 @@ def _builtin_arg(key: str, name: str, base: str, text: str | None):
     if not wanted:
         if text is not None:
             raise ConfigError(f"{key}={name}: {base} takes no argument")
-        if key == "norm" and base == "rmsnorm" and not hasattr(nn, "RMSNorm"):
-            raise ConfigError(f"norm=rmsnorm needs torch >= 2.4 (nn.RMSNorm); this is torch {torch.__version__}")
         return None
     try:
         value = _INIT_ARGS[wanted](text or "")
@@ -236,7 +241,7 @@ def _builtin_arg(key: str, name: str, base: str, text: str | None):
 
 
 def _import(key: str, name: str, module_name: str, attribute: str) -> tuple[object, str | None]:
-    """The object ``module:attribute`` names, and the source file that defines it."""
+    """The object ``module:attribute`` names, and the module's file."""
     if not module_name or not attribute:
         raise ConfigError(f"{key}={name}: expected module:attribute, e.g. mypkg.module:Name")
     try:
@@ -252,8 +257,7 @@ def _import(key: str, name: str, module_name: str, attribute: str) -> tuple[obje
         if not hasattr(obj, part):
             raise ConfigError(f"{key}={name}: {module_name} has no attribute {attribute}")
         obj = getattr(obj, part)
-    home = inspect.getmodule(obj) or module
-    return obj, getattr(home, "__file__", None)
+    return obj, getattr(module, "__file__", None)
 
 
 def _first_line(err: BaseException) -> str:
@@ -273,7 +277,7 @@ def _what(obj) -> str:
         return f"the class {obj.__name__}"
     if callable(obj):
         return f"the function {getattr(obj, '__name__', obj)}"
-    return f"a {type(obj).__name__}"
+    return f"the {type(obj).__name__} {obj!r}"
 
 
 def _accepts(obj, *args, **kwargs) -> bool:
@@ -324,9 +328,8 @@ CHECKS = {"activation": _check_activation,
 
 def check(cfg) -> None:
     """Every component ``cfg`` names resolves, and fits the rest of the config; one-line ConfigError."""
-    for key in KINDS:
-        resolve(key, getattr(cfg, key))
-    optimizer = resolve("optimizer", cfg.optimizer)
+    resolved = {key: resolve(key, getattr(cfg, key)) for key in KINDS}
+    optimizer = resolved["optimizer"]
     if cfg.weight_decay and not optimizer.builtin and not _accepts(optimizer.impl, [], lr=0.1, weight_decay=0.1):
         raise ConfigError(f"weight_decay={cfg.weight_decay} with optimizer={cfg.optimizer}: L2 is the optimizer's "
                           "weight_decay per parameter group, and this one does not take weight_decay")
