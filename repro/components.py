@@ -191,10 +191,6 @@ class Component:
     file: str | None = None     # a user's: its module's file, and that file's sha256
     sha256: str | None = None
 
-    def record(self) -> dict:
-        """What a trial result says was used."""
-        return {"name": self.name} if self.builtin else {"name": self.name, "file": self.file, "sha256": self.sha256}
-
 
 KINDS = {"activation": ("activation", ACTIVATION_MODULES), "init": ("init", INITS),
          "norm": ("normaliser", NORMS), "optimizer": ("optimizer", OPTIMIZERS), "penalty": ("regulariser", PENALTIES)}
@@ -335,14 +331,14 @@ def check(cfg) -> None:
                           "weight_decay per parameter group, and this one does not take weight_decay")
 
 
+def users(cfg) -> dict[str, Component]:
+    """The user's components among ``cfg``'s, by config key (a built-in's name is all the config needs)."""
+    return {key: c for key in KINDS if not (c := resolve(key, getattr(cfg, key))).builtin}
+
+
 def used(cfg) -> dict:
-    """{config key: {"name": ...}} for every component of ``cfg``, with a user's file and sha256."""
-    return {key: resolve(key, getattr(cfg, key)).record() for key in KINDS}
-
-
-def user_sources(cfg) -> dict:
-    """{config key: sha256 of its source} for the user's components of ``cfg`` (empty: none)."""
-    return {key: c.sha256 for key in KINDS if not (c := resolve(key, getattr(cfg, key))).builtin}
+    """What a trial result records beyond its config: {key: {"name", "file", "sha256"}} per user's component."""
+    return {key: {"name": c.name, "file": c.file, "sha256": c.sha256} for key, c in users(cfg).items()}
 
 
 # ---- building them

@@ -94,7 +94,7 @@ class TrialConfig:
         """A short stable id for (config, seed): the name a finished trial is saved under. A user's
         component adds its source's sha256, so that an edited component's trials are never reused."""
         payload = {"config": self.to_dict(), "seed": seed}
-        sources = components.user_sources(self)
+        sources = {key: c.sha256 for key, c in components.users(self).items()}
         if sources:
             payload["sources"] = sources
         blob = json.dumps(payload, sort_keys=True)

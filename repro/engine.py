@@ -148,7 +148,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     post = [[s, v] for s, v in zip(post_steps, post_loss.tolist()) if s < done_steps]
     result = {
         "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed), "layers": layers,
-        "components": components.used(cfg),  # the names, and a user's source file with its sha256
+        "components": components.used(cfg),  # a user's component: its name, file and the file's sha256
         "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
         "post_update_loss": post,
         "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at, post),
