@@ -17,6 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from . import components
 from .config import TrialConfig
 from .data import Dataset, DataError
 from .nets import build_model, weighted_layers
@@ -83,6 +84,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     weights, _ = split_decay_groups(model)
+    penalty = components.penalty_function(cfg.penalty)
     layers = [name for name, _ in weighted_layers(model)]
 
     train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
@@ -105,6 +107,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
         x, y = data.x_train.index_select(0, index), data.y_train.index_select(0, index)
         loss = F.cross_entropy(model(x), y)
         objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
+        if penalty is not None:
+            objective = objective + penalty(weights)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         if cfg.telemetry:
@@ -147,6 +151,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     post = [[s, v] for s, v in zip(post_steps, post_loss.tolist()) if s < done_steps]
     result = {
         "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed), "layers": layers,
+        "components": components.used(cfg),  # a user's component: its name, file and the file's sha256
         "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
         "post_update_loss": post,
         "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at, post),

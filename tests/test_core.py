@@ -52,7 +52,7 @@ def test_python_values_travel_as_values():
     ({"lr": "-1"}, "learning rate must be positive"),
     ({"batch_size": "0"}, "batch_size"),
     ({"iters": "abc"}, "--set iters=abc"),
-    ({"activation": "gelu"}, "activation=gelu"),
+    ({"activation": "sinc"}, "activation=sinc"),
     ({"init": "uniform"}, "init=uniform"),
     ({"nonsense": "1"}, "unknown config key 'nonsense'"),
     ({"dropout": "1.0"}, "dropout"),
