@@ -76,6 +76,16 @@ def book_sweep(w: float, bn: bool, scales: list[float]) -> Reference | None:
     return Reference("final_train_acc", 0.4, 0.8, "book", "the extremes") if w in (scales[0], scales[-1]) else None
 
 
+def validate(p: dict) -> str | None:
+    """Why the claims could not judge these parameters: the BN claims read the scales in BN_RANGE, and
+    log-spaced scales from 1 to 1e-4 put one there from 3 scales on (1, 0.01, 1e-4; 4 and more: a step of
+    at most 4/3 decades, less than the range's 1.4)."""
+    if p["scales"] < 3:
+        return (f"scales={p['scales']}: the claims judge BN at weight scales in [{BN_RANGE[0]}, {BN_RANGE[1]}], "
+                f"which fewer than 3 scales from 1 to 1e-4 miss; use 3 or more")
+    return None
+
+
 def variants(p: dict) -> list[Variant]:
     scales = weight_scales(p["scales"])
     sweep = SWEEP.replace(iters=10 * p["sweep_epochs"], probe_every=10 * p["sweep_epochs"])

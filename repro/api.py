@@ -117,10 +117,11 @@ def train(config=None, seed: int = 0, device: str = "cpu", logdir: Path | str | 
     """One trial, as `python -m repro train`: ``config`` a TrialConfig or {key: value} over the
     defaults. Returns its repro.results.Trial: history, batch losses, summary (final metrics)."""
     from .config import TrialConfig, apply_overrides
-    from .executor import TrialSpec, run_trial
+    from .executor import TrialSpec, execute
     from .results import Trial
     from .runner import resolve_device
     if not isinstance(config, TrialConfig):
         config = apply_overrides(TrialConfig(), config or {})
     spec = TrialSpec(config, seed, resolve_device(device), str(logdir) if logdir else None)
-    return Trial.from_engine(run_trial(spec), variant="train")
+    (result,) = execute([spec], workers=1)  # one intra-op thread, as every trial of a run: the same numbers
+    return Trial.from_engine(result, variant="train")

@@ -36,6 +36,7 @@ class Claim:
     holds: bool
     detail: str = ""    # how the number was obtained (variant, metric, seeds)
     needs: str = ""     # set where this run cannot judge it: what would (e.g. "the book's 2000 iterations")
+    uncertainty: dict | None = None   # over resampled seeds (repro.uncertainty.ClaimUncertainty), set by the runner
 
     def __post_init__(self):
         if not ID_PATTERN.match(self.id):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -164,18 +165,15 @@ def cmd_train(args) -> None:
     import time
 
     from .config import TrialConfig, apply_overrides, parse_sets
-    from .executor import TrialSpec, run_trial
+    from .executor import TrialSpec, execute
     from .runner import resolve_device
     cfg = apply_overrides(TrialConfig(), parse_sets(args.set))
     device = resolve_device(args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     spec = TrialSpec(cfg, args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed)}"))
-    result = run_trial(spec)
-    s = result["summary"]
-    print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"],
-                      "final_train_acc": s["final_train_acc"], "final_test_acc": s["final_test_acc"],
-                      "final_train_loss": s["final_train_loss"], "final_test_loss": s["final_test_loss"],
-                      "grad_ratio_first_last": s["grad_ratio_first_last"],
+    (result,) = execute([spec], workers=1)  # one intra-op thread, as every trial of a run: the same numbers
+    # every TRIAL metric of repro/metrics.py (post_update_loss: null unless post_loss_every is set)
+    print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"], **result["summary"],
                       "wall_time": round(result["wall_time"], 3), "logdir": spec.logdir}))
 
 
@@ -230,12 +228,27 @@ def make_deterministic() -> None:
     torch.backends.cudnn.benchmark = False
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C's KeyboardInterrupt is: the same cleanup
+    runs (the pool stopped, the lock released, no half-written file left)."""
+
+
+def _stop(signum, frame) -> None:
+    for sig in STOP_SIGNALS:  # a second one (a scheduler repeating itself) must not interrupt the cleanup
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import ReproError
     args = _parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
                 "blocks": cmd_blocks,
                 "data": cmd_data, "bench": cmd_bench}
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         if getattr(args, "deterministic", False):
             make_deterministic()
@@ -243,7 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     except ReproError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = err.args[0] if isinstance(err, Stopped) else signal.SIGINT
+        resume = "; the finished trials are saved: the same command with --resume goes on" if hasattr(args, "resume") else ""
+        print(f"interrupted ({signal.Signals(signum).name}){resume}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for sig, handler in previous.items():  # main() called from Python (a test) leaves them as they were
+            signal.signal(sig, handler)
     return 0

@@ -1,6 +1,6 @@
 """One trial's configuration: the standard keys every experiment and ``repro train`` share.
 
-Values arrive as strings from ``--set KEY=VALUE``; ``parse_value`` turns them into the field's type
+Values arrive as text from ``--set KEY=VALUE`` or as Python values from the API; ``coerce`` turns either into the field's type
 and ``validate`` rejects what cannot train, each with one line that says what is wrong.
 """
 from __future__ import annotations
@@ -8,26 +8,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 
-from .errors import ReproError
+from . import components
+from .errors import ConfigError
 
-ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 SCHEDULES = ("constant", "cosine", "step", "inv-sqrt")
 PROBE_SPLITS = ("train", "test")
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 MODELS = ("mlp", "cnn")
 L1_MODES = ("subgradient", "proximal")
 DROPOUT_SCALINGS = ("inverted", "book")
-INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|standard|normalized|default|sparse:[1-9]\d*|normal:[0-9.eE+-]+|constant:[0-9.eE+-]+)$")
 # one token of a ConvNet's conv stack: <channels>[x<kernel>][p<padding>] | r<channels> | pool | gap
 CONV_TOKEN = re.compile(r"^([1-9]\d*(x[1-9]\d*)?(p\d+)?|r[1-9]\d*|pool|gap)$")
-
-
-class ConfigError(ReproError, ValueError):
-    """A configuration value that cannot be used; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -40,20 +35,25 @@ class TrialConfig:
     model: str = "mlp"                # mlp | cnn (the builders in repro/nets.py)
     conv: tuple[str, ...] = ("30x5p0", "pool")   # cnn: conv stack before `widths` (see repro/nets.py)
     widths: tuple[int, ...] = (100, 100, 100, 100)   # hidden widths; input 784 and output 10 implied
-    activation: str = "relu"
-    init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | default
-                                      # | standard | normalized (Glorot & Bengio's uniform inits)
-                                      # | sparse:<k> (k incoming N(0, 1) weights per unit, the rest 0)
-    batchnorm: bool = False
-    bn_affine: bool = True            # train BN's scale and shift (the course did not)
-    bn_eps: float = 1e-5              # added to BN's batch variance: torch's default; the book's is 1e-6
+    # activation, init, norm, optimizer and penalty name a component: a built-in (repro/components.py's
+    # registries) or your own as module:attribute
+    activation: str = "relu"          # sigmoid | tanh | softsign | relu | gelu | silu | elu | leaky_relu
+    init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | orthogonal
+                                      # | default (torch's own) | standard | normalized (Glorot & Bengio's
+                                      # uniform inits) | sparse:<k> (k incoming N(0, 1) weights per unit, the rest 0)
+    norm: str = "none"                # before each hidden activation: none | batchnorm | layernorm | rmsnorm
+    batchnorm: bool = False           # the older key, kept in step with norm: true is norm=batchnorm, false
+                                      # turns batch norm off; stored configs carry norm alone
+    bn_affine: bool = True            # train the normaliser's scale and shift (the course's BN did not)
+    bn_eps: float = 1e-5              # added to the normaliser's variance: torch's default; the book's is 1e-6
     dropout: float = 0.0              # after each hidden activation (inverted dropout, nn.Dropout)
     input_dropout: float = 0.0        # on the input pixels (the dropout paper's 0.2)
     output_dropout: float = 0.0       # on the logits (the book's DeepConvNet: 0.5)
     dropout_scaling: str = "inverted"  # inverted: nn.Dropout (x / (1-p) in training); book: x in
                                        # training, x * (1-p) at test (repro/nets.py BookDropout)
     # optimisation
-    optimizer: str = "sgd"
+    optimizer: str = "sgd"            # sgd | momentum | nesterov | adagrad | rmsprop | adadelta | adam
+                                      # | adamw | nadam | radam | lion (Chen et al. 2023, the paper's betas)
     lr: float = 0.01
     momentum: float = 0.9             # for momentum and nesterov
     alpha: float = 0.99               # RMSProp's decay
@@ -62,11 +62,14 @@ class TrialConfig:
     bias_correction: bool = True      # Adam's m/(1-beta1^t), v/(1-beta2^t); false: Kingma & Ba Sec. 6.4's ablation
     eps: float | None = None          # optimiser eps; None keeps torch.optim's default
     schedule: str = "constant"        # lr schedule over `iters` (torch.optim.lr_scheduler); inv-sqrt: lr/sqrt(t)
-    weight_decay: float = 0.0         # L2 lambda: adds lambda*W to weight gradients (biases excluded)
+    weight_decay: float = 0.0         # L2 lambda: adds lambda*W to weight gradients (biases excluded);
+                                      # adamw and lion decouple it: W <- W - lr*lambda*W
     l1: float = 0.0                   # L1 lambda on weight matrices
     l1_mode: str = "subgradient"      # subgradient: lambda*sign(W) in the gradient; proximal: soft-threshold
     max_norm: float = 0.0             # > 0: after each step, every unit's incoming weight vector is
                                       # rescaled to norm <= max_norm (Srivastava et al.'s constraint)
+    penalty: str = "none"             # module:attribute of your own regulariser: a function of the weight
+                                      # matrices and kernels whose value is added to the loss
     iters: int = 2000
     batch_size: int = 100
     # measurement
@@ -81,13 +84,26 @@ class TrialConfig:
                                       # (the statistic the book prints; 0: off; one forward pass each)
     telemetry: bool = True            # per-layer gradient norms and activation statistics (off: bench only)
 
+    def __post_init__(self):
+        if self.batchnorm and self.norm not in ("none", "batchnorm"):
+            raise ConfigError(f"batchnorm=true and norm={self.norm}: choose one (batchnorm=true is norm=batchnorm)")
+        norm = "batchnorm" if self.batchnorm else self.norm
+        object.__setattr__(self, "norm", norm)
+        object.__setattr__(self, "batchnorm", norm == "batchnorm")
+
     def key(self, seed: int) -> str:
-        """A short stable id for (config, seed): the name a finished trial is saved under."""
-        blob = json.dumps({"config": self.to_dict(), "seed": seed}, sort_keys=True)
+        """A short stable id for (config, seed): the name a finished trial is saved under. A user's
+        component adds its source's sha256, so that an edited component's trials are never reused."""
+        payload = {"config": self.to_dict(), "seed": seed}
+        sources = {key: c.sha256 for key, c in components.users(self).items()}
+        if sources:
+            payload["sources"] = sources
+        blob = json.dumps(payload, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+                if k != "batchnorm"}  # norm says it
 
     @classmethod
     def from_dict(cls, config: dict) -> "TrialConfig":
@@ -95,12 +111,18 @@ class TrialConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
 
     def replace(self, **changes) -> "TrialConfig":
+        # the key changed decides: batchnorm=false turns batch norm off and leaves another norm be
+        if "batchnorm" in changes and "norm" not in changes:
+            changes["norm"] = "batchnorm" if changes["batchnorm"] else "none" if self.norm == "batchnorm" else self.norm
+        elif "norm" in changes and "batchnorm" not in changes:
+            changes["batchnorm"] = changes["norm"] == "batchnorm"
         cfg = dataclasses.replace(self, **changes)
         validate(cfg)
         return cfg
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+FLOAT_FIELDS = [name for name, f in FIELDS.items() if "float" in str(f.type)]
 
 
 def _parse_bool(text: str) -> bool:
@@ -196,14 +218,18 @@ def validate(cfg: TrialConfig) -> TrialConfig:
 
     need(cfg.dataset in DATASETS, f"dataset={cfg.dataset}: choose from {', '.join(DATASETS)}")
     need(cfg.model in MODELS, f"model={cfg.model}: choose from {', '.join(MODELS)}")
-    need(cfg.activation in ACTIVATIONS, f"activation={cfg.activation}: choose from {', '.join(ACTIVATIONS)}")
-    need(cfg.optimizer in OPTIMIZERS, f"optimizer={cfg.optimizer}: choose from {', '.join(OPTIMIZERS)}")
+    components.check(cfg)
     need(cfg.schedule in SCHEDULES, f"schedule={cfg.schedule}: choose from {', '.join(SCHEDULES)}")
     need(cfg.l1_mode in L1_MODES, f"l1_mode={cfg.l1_mode}: choose from {', '.join(L1_MODES)}")
     need(cfg.dropout_scaling in DROPOUT_SCALINGS,
          f"dropout_scaling={cfg.dropout_scaling}: choose from {', '.join(DROPOUT_SCALINGS)}")
-    need(bool(INIT_PATTERN.match(cfg.init)),
-         f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he, standard, normalized, sparse:<k> or default")
+    kind, _, arg = cfg.init.partition(":")
+    if kind in ("normal", "constant"):
+        what = "the standard deviation must be a number >= 0" if kind == "normal" else "the value must be a number"
+        need(_is_number(arg) and (kind == "constant" or float(arg) >= 0), f"init={cfg.init}: {what}")
+    for f in FLOAT_FIELDS:  # inf passes every bound below and trains nothing
+        value = getattr(cfg, f)
+        need(value is None or math.isfinite(value), f"{f}={value}: must be a finite number")
     need(cfg.probe_split in PROBE_SPLITS, f"probe_split={cfg.probe_split}: choose from {', '.join(PROBE_SPLITS)}")
     need(cfg.probe_size > 0, f"probe_size={cfg.probe_size}: must be at least 1")
     need(cfg.bias_correction or cfg.schedule in ("constant", "inv-sqrt"),
@@ -228,6 +254,13 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     need(cfg.eps is None or cfg.eps > 0, f"eps={cfg.eps}: must be positive")
     need(cfg.bn_eps > 0, f"bn_eps={cfg.bn_eps}: must be positive")
     return cfg
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def check_keys(keys) -> None:

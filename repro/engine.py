@@ -17,6 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from . import components
 from .config import TrialConfig
 from .data import Dataset, DataError
 from .nets import build_model, weighted_layers
@@ -25,6 +26,7 @@ from . import metrics
 from .probes import ActivationProbe, GradNormProbe
 
 EVAL_BATCH = 5000  # large enough to keep evaluation cheap, small enough for CNN activations
+BATCH_CHUNK = 1000  # steps whose batch indices are drawn at once (all of them at once: 8 bytes x batch x iters)
 
 
 def diverged(trial) -> bool:
@@ -82,9 +84,9 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     weights, _ = split_decay_groups(model)
+    penalty = components.penalty_function(cfg.penalty)
     layers = [name for name, _ in weighted_layers(model)]
 
-    batches = torch.randint(len(data.y_train), (cfg.iters, cfg.batch_size), generator=batch_gen).to(device)
     train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
     probe_x = (data.x_test if cfg.probe_split == "test" else data.x_train)[:cfg.probe_size]
     grad_probe = GradNormProbe(model, cfg.iters)
@@ -97,11 +99,16 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
 
     model.train()
     for step in range(cfg.iters):
-        index = batches[step]
+        if step % BATCH_CHUNK == 0:  # the generator is serial: chunks give the same stream as one draw of all
+            batches = torch.randint(len(data.y_train), (min(BATCH_CHUNK, cfg.iters - step), cfg.batch_size),
+                                    generator=batch_gen).to(device)
+        index = batches[step % BATCH_CHUNK]
         # index_select, not x[index]: advanced indexing is slower for the same rows on CPU (make bench times both)
         x, y = data.x_train.index_select(0, index), data.y_train.index_select(0, index)
         loss = F.cross_entropy(model(x), y)
         objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
+        if penalty is not None:
+            objective = objective + penalty(weights)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         if cfg.telemetry:
@@ -144,6 +151,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     post = [[s, v] for s, v in zip(post_steps, post_loss.tolist()) if s < done_steps]
     result = {
         "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed), "layers": layers,
+        "components": components.used(cfg),  # a user's component: its name, file and the file's sha256
         "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
         "post_update_loss": post,
         "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at, post),

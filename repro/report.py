@@ -17,10 +17,9 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
-from . import claims, figures, generalise
+from . import claims, figures, generalise, uncertainty
 from .config import FIELDS, ConfigError, value_text
 from .layout import Layout
 from .overview import standard_figures
@@ -33,6 +32,8 @@ FAILS = "❌ **FAILS**"
 HOLDS = "✅ holds"
 NOT_JUDGED = "⏸️ not judged"
 MARKS = {claims.HOLDS: HOLDS, claims.FAILS: FAILS, claims.NOT_JUDGED: NOT_JUDGED}
+VERDICT_MARKS = {uncertainty.CONSISTENT: "✓", uncertainty.IN_MODE: "✓", uncertainty.OUTSIDE: "✗",
+                 uncertainty.IN_NO_MODE: "✗", uncertainty.TOO_FEW: "…"}
 # Shown in the setup line even at their default values: what a reader needs to picture the run.
 SETUP_KEYS = ("dataset", "model", "widths", "activation", "init", "optimizer", "lr", "batch_size", "iters")
 
@@ -96,27 +97,6 @@ def load_entries(layout: Layout, preset: str | None = None) -> list[Entry]:
     return entries
 
 
-def printed_precision(*values: float) -> float:
-    """Half a unit in the last decimal a reference was written with: 2.302 stands for 2.3015-2.3025."""
-    return 0.5 * 10.0 ** min(Decimal(repr(float(v))).as_tuple().exponent for v in values)
-
-
-def compare(reference, stats: dict | None) -> tuple[float | None, str]:
-    """Measured mean against a reference range: (mean minus the nearest end of the range, verdict).
-    The range counts as wide as the reference's printed digits allow."""
-    if not stats or stats.get("n", 0) == 0 or stats["mean"] is None:
-        return None, "no value (diverged)" if stats else "not measured"
-    low, high, mean = reference.low, reference.high, stats["mean"]
-    slack = printed_precision(low, high)
-    if low - slack <= mean <= high + slack:
-        return 0.0, "✓ within reference"
-    difference = mean - (high if mean > high else low)
-    side = "above" if difference > 0 else "below"
-    if stats["min"] <= high and stats["max"] >= low:
-        return difference, f"≈ mean {side}, seed range overlaps"
-    return difference, f"✗ {side} reference"
-
-
 # ---- formatting ----
 
 def _number(x) -> str:
@@ -127,11 +107,15 @@ def _number(x) -> str:
     return f"{x:.4g}"
 
 
-def _difference(difference: float | None, reference) -> str:
-    if difference is None:
+def _difference(reference, stats: dict | None) -> str:
+    """Our mean minus the nearest end of the reference range (0 inside it, as wide as its printed digits)."""
+    if not stats or not stats.get("n"):
         return "-"
-    if difference == 0:
+    slack = uncertainty.printed_precision(reference.low, reference.high)
+    mean = stats["mean"]
+    if reference.low - slack <= mean <= reference.high + slack:
         return "0"
+    difference = mean - (reference.high if mean > reference.high else reference.low)
     middle = (reference.low + reference.high) / 2
     relative = f" ({difference / middle:+.0%})" if middle and abs(difference / middle) >= 0.005 else ""
     return f"{difference:+.3g}{relative}"
@@ -188,20 +172,21 @@ def results_table(results: Run) -> list[str]:
         ref_text += f"; {ref.note}" if ref and ref.note else ""
         cells = [md_text(v.group), md_text(v.label), md_text(metric), md_text(ref_text), measured]
         if comparable:
-            difference, verdict = compare(ref, stats)
-            rows.append(cells + [_difference(difference, ref), verdict])
+            judged = v.reference_verdict()
+            rows.append(cells + [_difference(ref, stats), f"{VERDICT_MARKS[judged.verdict]} {judged.text()}"])
         else:
             rows.append(cells + ["-", "no verdict"])
     header = ["group", "variant", "metric", "reference", "measured mean ± sd (n seeds)",
-              "difference (to nearest end of range)", "verdict"]
+              "difference (to nearest end of range)", "verdict: where one run of ours falls"]
     return md_table(header, rows).split("\n")
 
 
 def claims_table(results: Run) -> list[str]:
-    rows = [[MARKS[claims.verdict(c)], md_text(c.statement), c.kind, _number(c.measured), md_text(c.bound),
+    rows = [[MARKS[claims.verdict(c)] + ("" if uncertainty.settled(c) else " (not settled)"), md_text(c.statement),
+             c.kind, _number(c.measured), md_text(c.bound), md_text(uncertainty.claim_text(c).partition("; ")[2] or "exact"),
              md_text((f"needs {c.needs}; " if c.needs else "") + c.detail)]
             for c in results.claims]
-    header = ["verdict", "claim", "kind", "measured", "bound", "detail"]
+    header = ["verdict", "claim", "kind", "measured", "bound", "over seeds", "detail"]
     return md_table(header, rows).split("\n") if rows else ["No claims."]
 
 
@@ -319,13 +304,21 @@ def _overview(entries: list[Entry]) -> list[str]:
 HOW_TO_READ = (
     "How to read this report: each section starts with its claims' verdict, then the setup, then a "
     "table of every variant's reference figure (book or course) beside our mean ± sd over n seeds, "
-    "with the difference to the nearest end of the reference range and a verdict (✓ within, ≈ the "
-    "seeds' range overlaps the reference, ✗ outside), then every claim with its measured value and its kind "
-    "(phenomenon: a relation meant to hold beyond this setup; figure: a number tied to it; analytic: no "
-    "training involved). The "
-    "figures follow: those the experiment drew for its phenomenon, then accuracy and loss against "
-    "steps (band: min-max over seeds), then the gradient flow (each layer's gradient norm, input to "
-    "output, log scale: a line falling steeply to the left is a vanishing gradient).")
+    "with the difference to the nearest end of the reference range and a verdict. A published figure is "
+    "one run of its source (a range: several runs), so the verdict asks whether one run of ours could "
+    "have given it: ✓ *consistent with our distribution* when the figure lies in the 95% prediction "
+    "interval of one new run of ours (mean ± t·sd·√(1 + 1/n)), ✗ *outside our distribution* when it does "
+    "not, … *too few seeds to tell* under 3 seeds; where our seeds split into modes (some stuck at chance, "
+    "others learning; some diverged) the verdict counts the modes and says whether the figure lies in "
+    "one of them. Example: the book's SGD figure 0.249 beside our 0.232 ± 0.015 (n=3) is consistent "
+    "(one run of ours: 0.158-0.306), although it lies above all three seeds. Then every claim with its "
+    "kind (phenomenon: a relation meant to hold beyond this setup; figure: a number tied to it; "
+    "analytic: no training involved) and its measured value with a 95% interval over resampled seeds and "
+    "the share of resamples in which it holds; a claim whose interval straddles its bound is marked "
+    "*not settled* with an estimate of the seeds that would settle it. The figures follow: those the "
+    "experiment drew for its phenomenon, then accuracy and loss against steps (band: min-max over seeds), "
+    "then the gradient flow (each layer's gradient norm, input to output, log scale: a line falling "
+    "steeply to the left is a vanishing gradient).")
 
 
 # ---- do the phenomena generalise? ----
@@ -434,11 +427,10 @@ MANIFEST = ".written-by-dl-repro"   # in figures/: the PNGs the last report wrot
 def _check_owned(report: Path) -> None:
     """Refuse to overwrite a REPORT.md this suite did not write."""
     try:
-        first = report.open(encoding="utf-8", errors="replace").readline().rstrip("\n")
-    except FileNotFoundError:
+        with report.open(encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().rstrip("\n")
+    except (FileNotFoundError, NotADirectoryError):
         return
-    except OSError as err:
-        raise ConfigError(f"cannot read {report} ({err.strerror}); choose another folder with --out") from None
     if first != TITLE_LINE:
         raise ConfigError(f"{report} exists and was not written by repro report; move it, or choose another "
                           "folder with --out")

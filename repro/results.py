@@ -53,13 +53,31 @@ def stats(values: list[float]) -> dict:
             "ci95": [mean - half, mean + half] if half is not None else None}
 
 
+def summarise(metric: metrics.Metric, trials: list["Trial"]):
+    """One TRIAL metric over seeds: stats, or for a yes/no outcome the count of seeds."""
+    values = [t.summary.get(metric.name) for t in trials]
+    return sum(bool(v) for v in values) if metric.counted else stats(values)
+
+
 def aggregate(trials: list["Trial"]) -> dict:
-    """Every TRIAL metric over seeds (repro/metrics.py): stats, or for a yes/no outcome the count of seeds."""
-    out = {}
-    for m in metrics.of_scope(metrics.TRIAL):
-        values = [t.summary.get(m.name) for t in trials]
-        out[m.name] = sum(bool(v) for v in values) if m.counted else stats(values)
-    return out
+    """Every TRIAL metric over seeds (repro/metrics.py)."""
+    return {m.name: summarise(m, trials) for m in metrics.of_scope(metrics.TRIAL)}
+
+
+class LazyAggregate(dict):
+    """An aggregate computed metric by metric when first read: a claim re-judged on a thousand bootstrap
+    resamples reads a handful of the hundreds of (variant, metric) cells."""
+
+    def __init__(self, trials: list["Trial"]):
+        super().__init__()
+        self.trials = trials
+
+    def __missing__(self, name: str):
+        self[name] = value = summarise(metrics.BY_NAME[name], self.trials)
+        return value
+
+    def get(self, name, default=None):
+        return self[name] if name in metrics.BY_NAME else default
 
 
 # ---- references: published figures beside a variant ----
@@ -170,6 +188,16 @@ class VariantResult:
             return ref, f"{why_not} (ours, measured here: {ref.value_text()})", False
         return ref, f"{ref.text()}, but the {why_not}", False
 
+    def reference_verdict(self):
+        """Where the reference falls against one run of ours (repro.uncertainty.reference_verdict), from
+        each seed's value of the reference's metric (a diverged seed: NaN); None without a reference."""
+        from .uncertainty import printed_precision, reference_verdict
+        ref = self.reference
+        if ref is None:
+            return None
+        values = [math.nan if v is None else v for v in self.values(ref.metric)]
+        return reference_verdict(values, ref.low, ref.high, printed_precision(ref.low, ref.high))
+
     def to_json(self) -> dict:
         return {"label": self.label, "group": self.group, "metric": self.metric, "config": self.config,
                 "reference": self.reference.to_json() if self.reference else None, "changed": list(self.changed),
@@ -250,7 +278,7 @@ class Run:
         for vid, v in self.variants.items():
             by_seed = {t.seed: t for t in v.trials}
             trials = [by_seed[s] for s in seeds if s in by_seed]
-            variants[vid] = replace(v, trials=trials, aggregate=aggregate(trials))
+            variants[vid] = replace(v, trials=trials, aggregate=LazyAggregate(trials))
         return replace(self, variants=variants, seeds=len(seeds))
 
     # ---- writing: one writer ----
@@ -392,6 +420,12 @@ def _parse_claim(c, at: str) -> Claim:
     _need(_is_number(c.get("measured"), allow_none=True) or isinstance(c.get("measured"), bool), at,
           "'measured' is not a number")
     _need(isinstance(c.get("holds"), bool), at, "'holds' is not true or false")
+    u = c.get("uncertainty")
+    _need(u is None or (isinstance(u, dict) and _is_number(u.get("n"))
+                        and all(_is_number(u.get(k), allow_none=True) for k in ("support", "spread", "seeds_needed"))),
+          at, "'uncertainty' is malformed")
+    for key in ("detail", "needs"):
+        _need(isinstance(c.get(key, ""), str), at, f"'{key}' is not text")
     known = {f.name for f in fields(Claim)}
     try:
         return Claim(**{k: v for k, v in c.items() if k in known})

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from . import tb
-from .claims import NOT_JUDGED, count_text, verdict
+from .claims import ANALYTIC, NOT_JUDGED, count_text, verdict
 from .config import FIELDS, ConfigError, apply_overrides, coerce
 from .executor import TrialSpec, check_executor, default_workers, execute
 from .experiment import Context, Variant
@@ -33,6 +33,7 @@ from .layout import Layout
 from .results import Run, Trial, VariantResult, aggregate
 from .store import TrialStore
 from .tables import format_measured, plural, text_table
+from .uncertainty import claim_text, claim_uncertainties
 
 
 def experiment_names() -> list[str]:
@@ -59,8 +60,10 @@ def resolve(module, preset: str, sets: dict) -> tuple[dict, dict]:
 
     The one rule for a --set key: a key the preset names is the experiment's parameter (``iters``
     in most experiments: the experiment applies it to the variants it shapes, as its preset does);
-    any other config key is forced on every variant. A key that is neither is an error. Values are
-    text (the CLI) or Python values (the API), coerced here once (config.coerce)."""
+    any other config key is forced on every variant. A key that is neither is an error, and so are
+    parameters the experiment's optional ``validate(params)`` finds it cannot judge (it returns why, in
+    one line, or None): refused here, before anything trains. Values are text (the CLI) or Python
+    values (the API), coerced here once (config.coerce)."""
     if preset not in module.PRESETS:
         raise ConfigError(f"unknown preset '{preset}' for {module.__name__.split('.')[-1]}; "
                           f"choose from {', '.join(module.PRESETS)}")
@@ -74,9 +77,9 @@ def resolve(module, preset: str, sets: dict) -> tuple[dict, dict]:
         else:
             raise ConfigError(f"unknown key '{key}'; experiment parameters: {', '.join(sorted(params))}; "
                               f"config keys: {', '.join(FIELDS)}")
-    check_params = getattr(module, "check_params", None)
-    if check_params is not None:  # what the experiment's claims can judge, before anything trains
-        check_params(params)
+    problem = module.validate(params) if hasattr(module, "validate") else None
+    if problem:
+        raise ConfigError(problem)
     return params, forced
 
 
@@ -181,9 +184,11 @@ def run_experiment(name: str, preset: str = "full", *, seeds: int | None = None,
     plan = Plan(module, name, preset, params, forced, variants, device, list(range(first, first + n_seeds)),
                 workers or default_workers(device), layout, executor, address,
                 condition.name if condition else None)
-    # Each (experiment, preset) owns its files (repro/layout.py), so different runs never share a file.
+    # Each (experiment, preset) owns its files (repro/layout.py), so different runs never share a file;
+    # the lock covers the run's results and its TensorBoard logs alike.
     make_output_dirs(layout.logdir(name, preset), layout.outputs(name, preset))
-    with TrialStore(layout.trials(name, preset), f"{name}/{preset}", resume) as store:
+    with TrialStore(layout.trials(name, preset), f"{name}/{preset}", resume,
+                    logdir=layout.logdir(name, preset)) as store:
         return _run(plan, store, progress)
 
 
@@ -224,6 +229,10 @@ def _run(plan: Plan, store: TrialStore, progress: bool) -> Run:
         run.extras["figures"] = {title: Path(png).resolve().relative_to(outputs).as_posix()
                                  for title, png in run.extras["figures"].items()}
     run.claims = list(plan.module.claims(run))
+    for claim_id, u in claim_uncertainties(run, plan.module.claims).items():
+        claim = run.claim(claim_id)
+        if claim.kind != ANALYTIC:  # no seeds involved: exact
+            claim.uncertainty = u
     run.wall_time = time.perf_counter() - started
     tb.write_dashboards(layout, name, preset, run)
     run.save(layout.results_file(name, preset))
@@ -253,18 +262,19 @@ def execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, 
 
 def summary_table(run: Run) -> str:
     """The printed table: each variant's metric beside its reference, then every claim's verdict."""
-    rows = [("group", "variant", "metric", "measured mean ± sd (n)", "reference")]
+    rows = [("group", "variant", "metric", "measured mean ± sd (n)", "reference", "verdict: where one run of ours falls")]
     for v in run.variants.values():
-        ref, ref_text, _ = v.reference_status()
+        ref, ref_text, comparable = v.reference_status()
         metric = ref.metric if ref else v.metric
-        rows.append((v.group, v.label, metric, format_measured(v.aggregate, metric), ref_text))
+        rows.append((v.group, v.label, metric, format_measured(v.aggregate, metric), ref_text,
+                     v.reference_verdict().text() if comparable else "-"))
     lines = [text_table(rows), ""]
     for title, table in run.extras.get("tables", {}).items():  # extras' own markdown tables
         lines += [title, "", table, ""]
     lines.append(f"claims: {count_text(run.claims)}")
     for c in run.claims:
         needs = f"; not judged at this preset, needs {c.needs}" if verdict(c) == NOT_JUDGED else ""
-        lines.append(f"  [{verdict(c).upper()}] {c.statement}: measured {c.measured:.4g} ({c.bound}){needs}")
+        lines.append(f"  [{verdict(c).upper()}] {c.statement}: {claim_text(c)}{needs}")
     lines.append(f"\n{run.experiment}/{run.preset}: {plural(len(run.trials), 'trial')} in "
                  f"{run.wall_time:.1f} s on {run.env['device']} ({plural(run.env['workers'], 'worker')})"
                  f"; results in {run.path}")

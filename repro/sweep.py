@@ -89,30 +89,31 @@ def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: 
                        logdir=str(sweep_logdir / safe_name(cell) / f"seed{s}"),
                        hparams={"sweep": name, "cell": cell})
              for cell, cfg in configs.items() for s in range(seeds)]
-    with TrialStore(out_dir / "trials", f"sweep {name}", resume) as store:
+    # the lock covers the sweep's results and logs until they are written
+    with TrialStore(out_dir / "trials", f"sweep {name}", resume, logdir=sweep_logdir) as store:
         trials, resumed = run_trials(specs, store, workers, progress, f"sweep {name}", executor, address)
 
-    by_cell = {cell: [Trial.from_engine(t, cell) for t in trials if t["tag"] == cell] for cell in configs}
-    results = {
-        "sweep": name, "metric": metric,
-        "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
-        "sets": dict(sets or {}), "seeds": seeds, "env": environment(device, workers, executor),
-        "cells": {cell: {"params": {k: value_text(v) for k, v in c.items()},
-                         "config": configs[cell].to_dict(), "aggregate": aggregate(by_cell[cell])}
-                  for cell, c in zip(configs, cells)},
-        # per-step batch losses stay in the trial files (results/sweeps/<name>/trials/): hundreds of
-        # trials x thousands of steps would make this file slow to read for a table
-        "trials": [{"cell": t["tag"], **{k: v for k, v in t.items() if k not in ("tag", "batch_loss")}}
-                   for t in trials],
-    }
-    results["best"] = best_cells(results["cells"])
-    results["wall_time"] = time.perf_counter() - started
-    results["resumed_trials"] = resumed
-    results["path"] = str(layout.sweep_file(name))
-    for cell in configs:
-        tb.write_mean_run(sweep_logdir / safe_name(cell) / "mean", by_cell[cell], f"sweeps/{name}")
-    tb.write_layout(sweep_logdir, f"sweeps/{name}", list(configs))
-    write_json(Path(results["path"]), results)
+        by_cell = {cell: [Trial.from_engine(t, cell) for t in trials if t["tag"] == cell] for cell in configs}
+        results = {
+            "sweep": name, "metric": metric,
+            "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
+            "sets": dict(sets or {}), "seeds": seeds, "env": environment(device, workers, executor),
+            "cells": {cell: {"params": {k: value_text(v) for k, v in c.items()},
+                             "config": configs[cell].to_dict(), "aggregate": aggregate(by_cell[cell])}
+                      for cell, c in zip(configs, cells)},
+            # per-step batch losses stay in the trial files (results/sweeps/<name>/trials/): hundreds of
+            # trials x thousands of steps would make this file slow to read for a table
+            "trials": [{"cell": t["tag"], **{k: v for k, v in t.items() if k not in ("tag", "batch_loss")}}
+                       for t in trials],
+        }
+        results["best"] = best_cells(results["cells"])
+        results["wall_time"] = time.perf_counter() - started
+        results["resumed_trials"] = resumed
+        results["path"] = str(layout.sweep_file(name))
+        for cell in configs:
+            tb.write_mean_run(sweep_logdir / safe_name(cell) / "mean", by_cell[cell], f"sweeps/{name}")
+        tb.write_layout(sweep_logdir, f"sweeps/{name}", list(configs))
+        write_json(Path(results["path"]), results)
     return results
 
 

@@ -279,29 +279,58 @@ def time_series_url(base: str = "http://127.0.0.1:6006") -> str:
     return f"{base.rstrip('/')}/?{query}#timeseries"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m repro.tb LOGDIR --port N`: the URLs `make tensorboard` prints before it starts the server."""
+def story_first(app, logdir: Path):
+    """TensorBoard's WSGI app, with its bare address (``/`` without a query: what TensorBoard itself prints
+    and what people type) redirected to the story, so that no address opens on every seed at smoothing 0.6
+    or on an empty Custom Scalars. Any other request, the story's own address included, goes to TensorBoard."""
+    def serve(environ, start_response):
+        if environ.get("PATH_INFO", "") in ("", "/") and not environ.get("QUERY_STRING") and story_runs(logdir):
+            start_response("302 Found", [("Location", story_url(logdir, base="")), ("Cache-Control", "no-store")])
+            return [b""]
+        return app(environ, start_response)
+    return serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m repro.tb LOGDIR --port N` (make tensorboard): TensorBoard on 127.0.0.1, and each address
+    it prints opens on the experiments' story; Ctrl-C stops it."""
     import argparse
+    import sys
+    import threading
+
+    from tensorboard import program
     parser = argparse.ArgumentParser(prog="python -m repro.tb", description=main.__doc__)
     parser.add_argument("logdir", type=Path)
     parser.add_argument("--port", type=int, default=6006)
     args = parser.parse_args(argv)
-    base = f"http://127.0.0.1:{args.port}"
+    server = program.TensorBoard(server_class=lambda app, flags: program.create_port_scanning_werkzeug_server(
+        story_first(app, args.logdir), flags))
+    server.configure(logdir=str(args.logdir), host="127.0.0.1", port=args.port)
+    try:
+        base = server.launch().rstrip("/")  # serves from a thread, and prints no address of its own
+    except program.TensorBoardServerException as err:
+        print(f"error: {err.msg}; choose another port with TB_PORT=... (--port)", file=sys.stderr)
+        return 2
     runs = story_runs(args.logdir)
-    print(f"TensorBoard at {base}/ (local only; Ctrl-C to stop).")
-    if not runs:
-        print(f"No experiment has written its dashboards to {args.logdir}/ yet: e.g. make exp-optimizers.")
-        return
-    print(f"Each experiment's story, {len(runs)} mean runs selected (Custom Scalars: a chart per group of "
-          f"variants, mean over seeds with its min-max band, and the gradient flow):\n  {story_url(args.logdir, base)}")
-    print(f"The same mean curves in Time Series (a card per group and quantity):\n  {time_series_url(base)}")
+    if runs:
+        print(f"TensorBoard on 127.0.0.1 only (Ctrl-C stops it). The story of each experiment, {len(runs)} mean runs "
+              f"selected (Custom Scalars: a chart per group of variants, the mean over seeds with its band from "
+              f"the lowest to the highest seed, and the gradient flow):\n  {story_url(args.logdir, base)}", flush=True)
+    else:
+        print(f"TensorBoard on 127.0.0.1 only (Ctrl-C stops it). No experiment has written its dashboards to "
+              f"{args.logdir}/ yet (e.g. make exp-optimizers); once one has, {base}/ opens on its story.", flush=True)
     experiments = sorted({run.split("/")[0] for run in runs})
     if len(experiments) > 1:
         # measured with six full presets here: every chart asks for every selected run, and the page
         # had not drawn in 2 minutes; one experiment's logdir drew in 3-11 s
         print(f"{len(experiments)} experiments here: every chart waits for every selected run, so the page fills "
               f"in slowly. One at a time draws in seconds: make tensorboard TB_LOGDIR={args.logdir}/<experiment> "
-              f"({', '.join(experiments)})")
+              f"({', '.join(experiments)})", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 # ---- one event file per run directory ----
@@ -356,4 +385,4 @@ def log_figure(path: Path, tag: str, figure) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,6 +3,7 @@ experiment's test checks is in tests/test_experiments.py, each experiment's own 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -95,18 +96,26 @@ class TensorBoard:
     """One TensorBoard process; ``get``/``post`` talk JSON to its data API, bypassing any proxy.
 
     By default it reads every event file once, completely, before answering (no half-loaded runs in a
-    test); ``as_make=True`` starts it as `make tensorboard` does (TensorBoard's defaults), for the browser."""
+    test); ``as_make=True`` starts it as `make tensorboard` does (``python -m repro.tb LOGDIR --port N``:
+    TensorBoard's defaults, and the addresses it prints, read back by ``addresses``), for the browser."""
 
     def __init__(self, logdir: Path, log_path: Path, as_make: bool = False):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.log = open(log_path, "w")
-        once = [] if as_make else ["--load_fast", "false", "--reload_interval", "0", "--reload_task", "blocking"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-             "--port", str(self.port), *once], stdout=self.log, stderr=subprocess.STDOUT)
+        if as_make:
+            command = [sys.executable, "-m", "repro.tb", str(logdir), "--port", str(self.port)]
+        else:
+            command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+                       "--port", str(self.port), "--load_fast", "false", "--reload_interval", "0",
+                       "--reload_task", "blocking"]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def addresses(self) -> list[str]:
+        """Every address of this server that it has printed, in order."""
+        return re.findall(re.escape(self.base) + r"/\S*", self.log_path.read_text())
 
     def get(self, route: str, **params):
         query = "?" + urllib.parse.urlencode(params) if params else ""
