@@ -17,7 +17,7 @@ from repro.layout import Layout
 from repro.overview import gradient_flow_summary
 from repro.runner import experiment_names, summary_table
 from repro.store import write_json
-from repro.tables import format_measured, md_text, plural
+from repro.tables import format_measured, md_cell, md_text, plural
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -55,11 +55,11 @@ def test_report_is_built_from_the_json_alone(vanishing, tmp_path, monkeypatch):
     part = section(text, "vanishing")
 
     for v in vanishing.variants.values():
-        assert md_text(v.label) in part
+        assert md_cell(md_text(v.label)) in part
         assert format_measured(v.aggregate, v.metric) in part
-        assert md_text(v.reference_status()[1]) in part
+        assert md_cell(md_text(v.reference_status()[1])) in part
     for claim in vanishing.claims:
-        assert md_text(claim.statement) in part
+        assert md_cell(md_text(claim.statement)) in part
     assert (report.FAILS in text) == any(not c.holds for c in vanishing.claims)
 
     # The first table is reference beside measurement; with no figures of its own, the first
@@ -90,7 +90,7 @@ def test_a_failing_claim_is_red_in_its_section_and_counted_at_the_top(vanishing,
     claim = vanishing.claims[1]
     n = len(vanishing.claims)
     assert f"{report.FAILS} **1 of {n} claims fails** (vanishing)" in top
-    assert f"| {report.FAILS} | {md_text(claim.statement)} |" in text
+    assert f"| {report.FAILS} | {md_cell(md_text(claim.statement))} |" in text
     # a marker that survives any Markdown renderer: GitHub's strips inline styles
     assert "style=" not in text and report.FAILS == "❌ **FAILS**"
     out = capsys.readouterr().out
@@ -106,7 +106,7 @@ def test_a_claim_the_preset_cannot_judge_is_shown_as_such_and_counted_with_neith
     n = len(vanishing.claims)
     assert f"✅ **all {n - 1} claims hold; 1 claim not judged at this preset**" in text
     assert report.FAILS not in text
-    assert any(line.startswith(f"| {report.NOT_JUDGED}") and md_text(vanishing.claims[0].statement) in line
+    assert any(line.startswith(f"| {report.NOT_JUDGED}") and md_cell(md_text(vanishing.claims[0].statement)) in line
                for line in text.splitlines())
     assert "needs a longer run" in text
     assert f"all {n - 1} claims hold; 1 claim not judged at this preset" in capsys.readouterr().out
