@@ -33,13 +33,12 @@ DIVERGING = BASE.replace(lr=10.0, eval_every=2)
 
 CASES = {
     "sgd, relu, he": BASE,
-    "momentum, tanh, glorot, L2 and L1 subgradient": BASE.replace(optimizer="momentum", activation="tanh", init="glorot",
-                                                                  weight_decay=0.01, l1=0.001),
+    "momentum, tanh, glorot, L2": BASE.replace(optimizer="momentum", activation="tanh", init="glorot", weight_decay=0.01),
     "nesterov, max-norm": BASE.replace(optimizer="nesterov", lr=0.1, max_norm=0.5),
     "adagrad, L1 proximal": BASE.replace(optimizer="adagrad", l1=0.001, l1_mode="proximal"),
     "rmsprop, torch's default init": BASE.replace(optimizer="rmsprop", lr=0.001, init="default"),
     "adadelta": BASE.replace(optimizer="adadelta", lr=1.0),
-    "softsign, standard init": BASE.replace(activation="softsign", init="standard"),
+    "softsign, standard init, L1 subgradient": BASE.replace(activation="softsign", init="standard", l1=0.001),
     "adam, sigmoid, cosine schedule, post-update loss": BASE.replace(optimizer="adam", lr=0.001, activation="sigmoid",
                                                                      init="xavier", schedule="cosine",
                                                                      post_loss_every=10),
@@ -115,6 +114,18 @@ def test_a_diverged_seed_stops_and_the_others_go_on(data):
     results = assert_as_engine(DIVERGING, [0, 1, 2], scaled)
     assert [r["diverged_at"] for r in results] == [5, None, None]
     assert results[0]["history"][-1] == {"step": 5, "diverged": True} and results[1]["history"][-1]["step"] == 200
+
+
+@pytest.mark.parametrize("name", ["adam, sigmoid, cosine schedule, post-update loss", "batch norm, layer outputs",
+                                  "dropout on input, hidden layers and logits", "nesterov, max-norm"])
+def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it(name, data):
+    # to the bit: so a run's seeds can be batched in any grouping (more seeds, a resumed run) and agree
+    cfg = CASES[name].replace(iters=100)
+    alone = batched.train_seeds(cfg, [1], data, keep_state=True)[0]
+    among = batched.train_seeds(cfg, [2, 0, 1], data, keep_state=True)[2]
+    for key in ("history", "batch_loss", "post_update_loss", "summary"):
+        assert alone[key] == among[key], key
+    assert all(torch.equal(alone["state"][k], among["state"][k]) for k in alone["state"])
 
 
 class RecordingWriter:
