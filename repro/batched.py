@@ -9,14 +9,27 @@ in the engine's order), its own gradient norms, evaluation points, summary and d
 Why K seeds in one model train exactly as K separate runs: the seeds' parameters never meet. The
 objective is the sum of the seeds' losses, so a seed's slice of each gradient is that seed's own
 gradient; the optimisers are element-wise (SGD, Momentum, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam,
-L2 as weight_decay, L1's subgradient and proximal step), so torch.optim on a stacked tensor updates
-each slice as it would that seed's tensor alone; batch norm normalises each seed's channels over that
-seed's batch. Only the order of floating-point sums inside the batched kernels differs, so the
-numbers agree with the engine's to float32 rounding, which training then amplifies a little
-(tests/test_batched.py states the tolerance). A diverged seed's NaNs stay in its own slices.
+L2 as weight_decay, L1's subgradient and proximal step, max-norm per unit), so torch.optim on a
+stacked tensor updates each slice as it would that seed's tensor alone; batch norm normalises each
+seed's channels over that seed's batch; dropout draws each seed's masks from that seed's generator.
+A diverged seed's NaNs stay in its own slices. On the CPU a seed's numbers are the same to the bit
+whichever seeds share its batch, and in whatever order.
 
-What it does not batch (``supports`` says why, and the runner trains those one at a time): CNNs, and
-dropout off the CPU.
+What differs from the engine is the order of floating-point sums inside the batched kernels: a
+float32 rounding (~1e-7 relative) that training carries on. On small networks it stays far inside
+the tests' tolerance (tests/test_batched.py); where a ReLU's input is within rounding of 0, one run
+passes the gradient and the other not, and the runs part a little more from there. On MNIST's book
+network (784-100x4-10, ReLU, batch 128) that happens within ~100 steps and the batch losses are
+up to ~2% apart by step 300, as far as the engine's own run on two threads is from its run on
+one: the same trial, not a different one, as seed-to-seed spread goes.
+
+Speed (book network, MNIST, one thread, 2-core EPYC VM under a load of 6-11 from other jobs,
+2026-12-04; step_time beside repro.engine.train timed as repro.bench times it, 5 interleaved rounds,
+medians of per-round ratios): per seed against one trial at a time, SGD 1.27x faster at K = 3 and 1.39x
+at K = 10; Adam 1.08x and 1.18x; AdaGrad 1.09x and 1.28x. The batched multiplies run at the
+machine's large-matmul rate (~50 GFLOP/s), so on a CPU K beyond ~10 gains little.
+
+What it does not batch (``supports`` says why; those train one at a time): CNNs, and dropout off the CPU.
 """
 from __future__ import annotations
 
@@ -41,9 +54,10 @@ from .probes import ActivationProbe, GradNormProbe
 def supports(cfg: TrialConfig, device: str = "cpu") -> str | None:
     """None if ``train_seeds`` reproduces the engine for ``cfg`` on ``device``, else the reason it does not."""
     if cfg.model != "mlp":
-        return f"model={cfg.model}: only MLPs are batched (seeds' convolutions would need grouped kernels, other numerics)"
+        return f"model={cfg.model}: only MLPs are batched (seeds' convolutions would be grouped ones, other kernels)"
     if torch.device(device).type != "cpu" and (cfg.dropout or cfg.input_dropout or cfg.output_dropout):
-        return "dropout off the CPU: the engine's masks come from the device's fused dropout kernel, which takes no generator per seed"
+        return ("dropout off the CPU: the engine's masks there come from the device's fused dropout kernel, "
+                "which takes no generator per seed")
     return None
 
 
@@ -89,8 +103,8 @@ def forward(net: nn.Module, h: torch.Tensor, dropout_rng: list[torch.Tensor] | N
                 module.num_batches_tracked.add_(1)
         elif isinstance(module, nn.Dropout) and module.training:
             h = _seed_dropout(module, h, dropout_rng)
-        else:  # an activation: element-wise, so it applies to every seed's slice alike; .forward skips the
-            # probes' hooks, which read per-seed passes only (seed_pass)
+        else:  # an activation, or dropout at evaluation: element-wise, so every seed's slice alike. .forward
+            # skips the probes' hooks, which read single-seed passes only (_evaluation_points)
             h = module.forward(h)
     return h
 

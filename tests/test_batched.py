@@ -1,14 +1,15 @@
 """Seeds trained as one batched model (repro.batched) give each seed the one-trial engine's numbers.
 
 Tolerance: |batched - engine| <= 1e-5 + 1e-3 |engine| for every float of a result (history, batch
-losses, post-update losses, summary, trained weights); everything else (status, divergence step,
-evaluation steps, learning rates' schedule, layer names, keys) must be equal. Why: the batched
-kernels sum in another order than the engine's, a float32 rounding (~1e-7 relative) that training
-carries on. Measured on these configs' kind (20 configs: every optimiser, activation, BN, dropout,
-L1/L2, max-norm, schedules, divergence; 10 seeds each, 200 steps on random data, 2026-12-04): worst
-6e-5 relative, accuracies and activation shares identical, except where a ReLU's input rounds to the
-other side of 0 in one run (a kink: that step's gradient differs discretely), seen in 2 of 200
-seed-runs, worst 8.2e-4 (a mean gradient norm).
+losses, post-update losses, summary; trained weights relative to each tensor's largest entry);
+everything else (status, divergence step, evaluation steps, learning rates, layer names, keys) must
+be equal. Why: the batched kernels sum in another order than the engine's, a float32 rounding
+(~1e-7 relative) that training carries on. Measured with this file's cases on 10 seeds each
+(2026-12-04, 200 steps): the largest difference used 22% of the tolerance (one seed-run where a
+ReLU's input rounded to the other side of 0, so that step's gradient differed discretely), every
+other at most 6%; accuracies and activation shares identical. In a wider sweep (20 configs x 10
+seeds) such kinks showed in 2 of 200 seed-runs, the worst at 82% of the tolerance (a mean gradient
+norm 8.2e-4 apart); the tests here use seeds 0 and 1, which have none.
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ RTOL, ATOL = 1e-3, 1e-5
 SEEDS = [0, 1]
 BASE = TrialConfig(widths=(30, 20), batch_size=32, iters=200, eval_every=50, train_eval_size=300, probe_size=100)
 # lr 10 on inputs scaled x100: seed 0 diverges at step 5 (between evaluation points 4 and 6), seeds 1, 2 train on
-DIVERGING = BASE.replace(lr=10.0, eval_every=2)
+DIVERGING = BASE.replace(lr=10.0, eval_every=2, iters=40)
 
 CASES = {
     "sgd, relu, he": BASE,
-    "momentum, tanh, glorot, L2": BASE.replace(optimizer="momentum", activation="tanh", init="glorot", weight_decay=0.01),
+    "momentum, tanh, glorot, L2": BASE.replace(optimizer="momentum", activation="tanh", init="glorot",
+                                               weight_decay=0.01),
     "nesterov, max-norm": BASE.replace(optimizer="nesterov", lr=0.1, max_norm=0.5),
     "adagrad, L1 proximal": BASE.replace(optimizer="adagrad", l1=0.001, l1_mode="proximal"),
     "rmsprop, torch's default init": BASE.replace(optimizer="rmsprop", lr=0.001, init="default"),
@@ -66,7 +68,8 @@ def assert_close(engine_value, batched_value, path: str = "result") -> None:
         assert engine_value.dtype == batched_value.dtype and engine_value.shape == batched_value.shape, path
         expected, got = engine_value.double(), batched_value.double()
         finite = expected.isfinite()  # a diverged seed's weights: inf and NaN where the engine's are
-        assert torch.equal(finite, got.isfinite()) and torch.equal(expected[~finite].isnan(), got[~finite].isnan()), path
+        assert torch.equal(finite, got.isfinite()), path
+        assert torch.equal(expected[~finite].isnan(), got[~finite].isnan()), path
         assert torch.equal(expected[expected.isinf()], got[expected.isinf()]), path
         if finite.any():
             scale = expected[finite].abs().max()
@@ -113,7 +116,7 @@ def test_a_diverged_seed_stops_and_the_others_go_on(data):
     scaled = Dataset(data.x_train * 100, data.y_train, data.x_test * 100, data.y_test)
     results = assert_as_engine(DIVERGING, [0, 1, 2], scaled)
     assert [r["diverged_at"] for r in results] == [5, None, None]
-    assert results[0]["history"][-1] == {"step": 5, "diverged": True} and results[1]["history"][-1]["step"] == 200
+    assert results[0]["history"][-1] == {"step": 5, "diverged": True} and results[1]["history"][-1]["step"] == 40
 
 
 @pytest.mark.parametrize("name", ["adam, sigmoid, cosine schedule, post-update loss", "batch norm, layer outputs",
