@@ -42,9 +42,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
+from . import components
 from .config import TrialConfig
 from .data import Dataset, load
-from .engine import EVAL_BATCH, _subset, seeded_generators, summarize
+from .engine import BATCH_CHUNK, EVAL_BATCH, _read_back, _subset, seeded_generators, summarize
 from .errors import ReproError
 from .nets import weighted_layers, build_model
 from .optim import l1_penalty, l1_proximal_step, make_optimizer, make_scheduler, max_norm_step, split_decay_groups
@@ -55,6 +56,14 @@ def supports(cfg: TrialConfig, device: str = "cpu") -> str | None:
     """None if ``train_seeds`` reproduces the engine for ``cfg`` on ``device``, else the reason it does not."""
     if cfg.model != "mlp":
         return f"model={cfg.model}: only MLPs are batched (seeds' convolutions would be grouped ones, other kernels)"
+    if cfg.norm not in ("none", "batchnorm"):
+        return f"norm={cfg.norm}: only batch norm is batched (its statistics are per channel, so per seed)"
+    # a user's activation, optimiser or penalty may mix a tensor's entries (a softmax, a per-tensor
+    # norm, a penalty of the weights' total), which would mix the seeds stacked in it
+    for key in ("activation", "optimizer", "penalty"):
+        if key in components.users(cfg):
+            return (f"{key}={getattr(cfg, key)}: a user's {key} may combine a tensor's entries (a softmax, a "
+                    "per-tensor norm), and so the seeds stacked in it")
     if torch.device(device).type != "cpu" and (cfg.dropout or cfg.input_dropout or cfg.output_dropout):
         return ("dropout off the CPU: the engine's masks there come from the device's fused dropout kernel, "
                 "which takes no generator per seed")
@@ -176,26 +185,6 @@ class SeedGradNorms:
         torch.stack(norms, 1, out=self.norms[step])
 
 
-def _read_back(points: list[dict]) -> list[dict]:
-    """Nested dicts of device scalars (and plain values) as Python floats, through one copy."""
-    leaves = []
-
-    def collect(node):
-        for v in node.values():
-            if isinstance(v, dict):
-                collect(v)
-            elif isinstance(v, torch.Tensor):
-                leaves.append(v)
-    for point in points:
-        collect(point)
-    flat = iter(torch.stack(leaves).tolist() if leaves else [])
-
-    def rebuild(node):
-        return {key: rebuild(v) if isinstance(v, dict) else next(flat) if isinstance(v, torch.Tensor) else v
-                for key, v in node.items()}
-    return [rebuild(point) for point in points]
-
-
 def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None, progress=None,
                 keep_state: bool = False) -> list[dict]:
     """repro.engine.train for each seed of ``seeds``, trained together as one batched model.
@@ -212,13 +201,13 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
     seeds = list(seeds)
     n = len(seeds)
     writers = writers or [None] * n
-    models, streams, dropout_rng = [], [], []
+    models, batch_gens, dropout_rng = [], [], []
     for seed in seeds:  # each seed exactly as the engine starts it
         batch_gen, init_gen = seeded_generators(seed)
         torch.manual_seed(seed)  # torch's own init ("default") and dropout draw from the global generator
         models.append(build_model(cfg, generator=init_gen, input_shape=tuple(data.x_train.shape[1:])).to(device))
         dropout_rng.append(torch.get_rng_state())
-        streams.append(torch.randint(len(data.y_train), (cfg.iters, cfg.batch_size), generator=batch_gen))
+        batch_gens.append(batch_gen)
     net = stack_seeds(models)
     del models
     optimizer = make_optimizer(net, cfg)
@@ -235,9 +224,6 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
     unit_rows = [w.detach().view(-1, w.shape[-1]) for w in weights]  # max-norm's rows, every seed's units
     layers = [name for name, _ in weighted_layers(net)]
 
-    # step s's batches, seed after seed: one index_select gathers every seed's images
-    batches = torch.stack(streams, 1).view(cfg.iters, n * cfg.batch_size).to(device)
-    del streams
     train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
     probe_x = (data.x_test if cfg.probe_split == "test" else data.x_train)[:cfg.probe_size]
     grad_norms = SeedGradNorms(net, n, cfg.iters)
@@ -256,7 +242,7 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
         post = [[s, v] for s, v in zip(post_steps, post_loss[k].tolist()) if s < done_steps]
         result = {
             "config": cfg.to_dict(), "seed": seeds[k], "key": cfg.key(seeds[k]), "layers": layers,
-            "status": status, "diverged_at": diverged_at, "history": histories[k], "batch_loss": losses,
+            "components": components.used(cfg), "status": status, "diverged_at": diverged_at, "history": histories[k], "batch_loss": losses,
             "post_update_loss": post,
             "summary": summarize(histories[k], losses, grad_norms.probes[k].buffer, cfg, diverged_at, post),
             # the batch's time so far, shared by its seeds: a variant's trials add up to what it cost
@@ -270,7 +256,12 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
 
     net.train()
     for step in range(cfg.iters):
-        index = batches[step]
+        if step % BATCH_CHUNK == 0:  # each seed's stream in the engine's chunks; a step's row is every
+            # seed's batch in turn, so that one index_select gathers them all
+            chunk = min(BATCH_CHUNK, cfg.iters - step)
+            batches = torch.stack([torch.randint(len(data.y_train), (chunk, cfg.batch_size), generator=g)
+                                   for g in batch_gens], 1).view(chunk, n * cfg.batch_size).to(device)
+        index = batches[step % BATCH_CHUNK]
         x = data.x_train.index_select(0, index).view(n, cfg.batch_size, -1).transpose(1, 2)
         y = data.y_train.index_select(0, index).view(n, cfg.batch_size)
         loss = F.cross_entropy(forward(net, x, dropout_rng), y, reduction="none").mean(1)
@@ -325,27 +316,33 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
 
 def _evaluation_points(net, training, step, lr, intervals, grad_norms, last_eval, layers, train_eval, data,
                        act_probe, probe_x) -> list[dict]:
-    """repro.engine's evaluation point for each seed in ``training``: test and train loss and
-    accuracy in one batched pass each; activation statistics from the engine's own probe, run on
-    each seed's network in turn (the probe's hooks see exactly the engine's single-seed pass)."""
+    """repro.engine's evaluation point for each seed in ``training``, assembled as the engine assembles
+    it: test and train loss and accuracy in one batched pass each; activation statistics from the
+    engine's own probe, run on each seed's network in turn (its hooks see exactly the engine's
+    single-seed pass); every seed's values read back in one copy."""
     test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
     train_loss, train_acc = evaluate(net, *train_eval)
-    points = []
+    values = {}
     for k in training:
-        grad_means = grad_norms.probes[k].rows(last_eval, step).mean(0)
-        point = {"step": step, "lr": lr, "loss_batch": intervals[k].mean(), "loss_train": train_loss[k],
-                 "accuracy_train": train_acc[k], "loss_test": test_loss[k], "accuracy_test": test_acc[k],
-                 "grad_norm": dict(zip(layers + ["total"], grad_means)), "activations": {}}
+        measured = {"loss_batch": intervals[k].mean(), "loss_train": train_loss[k], "accuracy_train": train_acc[k],
+                    "loss_test": test_loss[k], "accuracy_test": test_acc[k]}
+        per_layer = {"grad_norm": dict(zip(layers + ["total"], grad_norms.probes[k].rows(last_eval, step).mean(0)))}
         if act_probe is not None:
             net.eval()
             with torch.no_grad():
                 functional_call(net, seed_tensors(net, k), (probe_x,))
             net.train()
-            point["activations"] = dict(act_probe.captured)
+            per_layer["activations"] = dict(act_probe.captured)
             if act_probe.layer_outputs:
-                point["layer_outputs"] = dict(act_probe.layer_outputs)
+                per_layer["layer_outputs"] = dict(act_probe.layer_outputs)
+        values[k] = {"measured": measured, "per_layer": per_layer}
+    values = _read_back(values)
+    points = []
+    for k in training:
+        point = {"step": step, "lr": lr, **values[k]["measured"], **values[k]["per_layer"]}
+        point.setdefault("activations", {})
         points.append(point)
-    return _read_back(points)
+    return points
 
 
 @functools.lru_cache(maxsize=2)

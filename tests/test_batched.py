@@ -51,6 +51,12 @@ CASES = {
     "dropout on input, hidden layers and logits": BASE.replace(input_dropout=0.2, dropout=0.5, output_dropout=0.1),
     "the book's dropout": BASE.replace(dropout=0.3, dropout_scaling="book", optimizer="adam", lr=0.001),
     "logistic regression": BASE.replace(widths=()),
+    "gelu, adamw with decoupled decay, orthogonal init": BASE.replace(activation="gelu", optimizer="adamw", lr=0.001,
+                                                                      weight_decay=0.01, init="orthogonal"),
+    "silu, nadam": BASE.replace(activation="silu", optimizer="nadam", lr=0.001),
+    "leaky relu, lion, a user's init": BASE.replace(activation="leaky_relu", optimizer="lion", lr=1e-4,
+                                                    init="torch.nn.init:xavier_uniform_"),
+    "elu, radam": BASE.replace(activation="elu", optimizer="radam", lr=0.001),
 }
 
 
@@ -120,7 +126,8 @@ def test_a_diverged_seed_stops_and_the_others_go_on(data):
 
 
 @pytest.mark.parametrize("name", ["adam, sigmoid, cosine schedule, post-update loss", "batch norm, layer outputs",
-                                  "dropout on input, hidden layers and logits", "nesterov, max-norm"])
+                                  "dropout on input, hidden layers and logits", "nesterov, max-norm",
+                                  "leaky relu, lion, a user's init"])
 def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it(name, data):
     # to the bit: so a run's seeds can be batched in any grouping (more seeds, a resumed run) and agree
     cfg = CASES[name].replace(iters=100)
@@ -168,6 +175,9 @@ def test_supports_refuses_what_it_does_not_reproduce(data):
     assert batched.supports(BOOK_NET.replace(dropout=0.5)) is None
     assert "model=cnn" in batched.supports(DEEP_CONVNET)
     assert "dropout off the CPU" in batched.supports(BOOK_NET.replace(dropout=0.5), "cuda")
+    assert "norm=layernorm" in batched.supports(BOOK_NET.replace(norm="layernorm"))
+    for key, name in (("activation", "torch.nn:Tanh"), ("optimizer", "torch.optim:SGD"), ("penalty", "torch:sum")):
+        assert f"{key}={name}: a user's {key}" in batched.supports(BOOK_NET.replace(**{key: name}))
     with pytest.raises(ReproError, match="model=cnn") as err:
         batched.train_seeds(BASE.replace(model="cnn", widths=(10,), iters=2), [0], random_dataset(0))
     assert "\n" not in str(err.value)
