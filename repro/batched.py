@@ -58,8 +58,6 @@ def supports(cfg: TrialConfig, device: str = "cpu") -> str | None:
         return f"model={cfg.model}: only MLPs are batched (seeds' convolutions would be grouped ones, other kernels)"
     if cfg.norm not in ("none", "batchnorm"):
         return f"norm={cfg.norm}: only batch norm is batched (its statistics are per channel, so per seed)"
-    # a user's activation, optimiser or penalty may mix a tensor's entries (a softmax, a per-tensor
-    # norm, a penalty of the weights' total), which would mix the seeds stacked in it
     for key in ("activation", "optimizer", "penalty"):
         if key in components.users(cfg):
             return (f"{key}={getattr(cfg, key)}: a user's {key} may combine a tensor's entries (a softmax, a "
@@ -216,7 +214,7 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
         # that rounds otherwise, and those are the last seed's: its numbers would depend on how many
         # seeds share the batch. foreach is one rounding per operation wherever an element lies, so a
         # seed's numbers are its own alone (tests/test_batched.py), at some cost in speed (book network,
-        # K = 10, one thread: an Adam step 1.0 ms fused, 3.4 ms foreach; a whole step ~30 ms).
+        # K = 10, one thread: an Adam step 1.0 ms fused, 3.4 ms foreach, of a whole step's 23 ms).
         for group in optimizer.param_groups:
             group.update(fused=False, foreach=True)
     scheduler = make_scheduler(optimizer, cfg)
@@ -242,8 +240,8 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
         post = [[s, v] for s, v in zip(post_steps, post_loss[k].tolist()) if s < done_steps]
         result = {
             "config": cfg.to_dict(), "seed": seeds[k], "key": cfg.key(seeds[k]), "layers": layers,
-            "components": components.used(cfg), "status": status, "diverged_at": diverged_at, "history": histories[k], "batch_loss": losses,
-            "post_update_loss": post,
+            "components": components.used(cfg), "status": status, "diverged_at": diverged_at,
+            "history": histories[k], "batch_loss": losses, "post_update_loss": post,
             "summary": summarize(histories[k], losses, grad_norms.probes[k].buffer, cfg, diverged_at, post),
             # the batch's time so far, shared by its seeds: a variant's trials add up to what it cost
             "wall_time": (time.perf_counter() - started) / n,

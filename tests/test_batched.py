@@ -4,12 +4,13 @@ Tolerance: |batched - engine| <= 1e-5 + 1e-3 |engine| for every float of a resul
 losses, post-update losses, summary; trained weights relative to each tensor's largest entry);
 everything else (status, divergence step, evaluation steps, learning rates, layer names, keys) must
 be equal. Why: the batched kernels sum in another order than the engine's, a float32 rounding
-(~1e-7 relative) that training carries on. Measured with this file's cases on 10 seeds each
-(2026-12-04, 200 steps): the largest difference used 22% of the tolerance (one seed-run where a
-ReLU's input rounded to the other side of 0, so that step's gradient differed discretely), every
-other at most 6%; accuracies and activation shares identical. In a wider sweep (20 configs x 10
-seeds) such kinks showed in 2 of 200 seed-runs, the worst at 82% of the tolerance (a mean gradient
-norm 8.2e-4 apart); the tests here use seeds 0 and 1, which have none.
+(~1e-7 relative) that training carries on. Measured with this file's 19 configs on 10 seeds each
+(2026-12-04, 200 steps): in 188 of the 190 seed-runs the largest difference used at most 6% of the
+tolerance. The two others met a threshold: one ReLU's input rounded to the other side of 0 (that
+step's gradient differed discretely; 22% of the tolerance, the trained weights), and one of the 3000
+probed GELU inputs to the other side of its saturation threshold (the share 1/3000 apart, 122%). In
+a wider sweep (20 configs x 10 seeds) the worst kink used 82% (a mean gradient norm 8.2e-4 apart).
+The tests use seeds 0 and 1, which meet none. Accuracies were identical throughout.
 """
 from __future__ import annotations
 
@@ -136,6 +137,13 @@ def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it(name, data):
     for key in ("history", "batch_loss", "post_update_loss", "summary"):
         assert alone[key] == among[key], key
     assert all(torch.equal(alone["state"][k], among["state"][k]) for k in alone["state"])
+
+
+def test_batches_drawn_in_the_engines_chunks(data, monkeypatch):
+    from repro import engine
+    for module in (engine, batched):  # chunks of 7 steps: 20 steps cross two boundaries and end inside one
+        monkeypatch.setattr(module, "BATCH_CHUNK", 7)
+    assert_as_engine(BASE.replace(iters=20, eval_every=10), SEEDS, data)
 
 
 class RecordingWriter:
