@@ -25,9 +25,9 @@ one: the same trial, not a different one, as seed-to-seed spread goes.
 
 Speed (book network, MNIST, one thread, 2-core EPYC VM under a load of 6-11 from other jobs,
 2026-12-04; step_time beside repro.engine.train timed as repro.bench times it, 5 interleaved rounds,
-medians of per-round ratios): per seed against one trial at a time, SGD 1.27x faster at K = 3 and 1.39x
-at K = 10; Adam 1.08x and 1.18x; AdaGrad 1.09x and 1.28x. The batched multiplies run at the
-machine's large-matmul rate (~50 GFLOP/s), so on a CPU K beyond ~10 gains little.
+medians of per-round ratios): per seed against one trial at a time, SGD 1.15-1.27x faster at K = 3
+and 1.31-1.39x at K = 10 (two runs); Adam 1.08x and 1.18x; AdaGrad 1.09x and 1.28x. The batched
+multiplies run at the machine's large-matmul rate (~50 GFLOP/s), so on a CPU K beyond ~10 gains little.
 
 What it does not batch (``supports`` says why; those train one at a time): CNNs, and dropout off the CPU.
 """
