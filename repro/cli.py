@@ -185,6 +185,7 @@ def cmd_blocks(args) -> None:
 def cmd_report(args) -> None:
     from .config import ConfigError
     from .claims import count_text
+    from .errors import ReproError
     from .report import build_report
     from .layout import Layout
     try:
@@ -195,10 +196,8 @@ def cmd_report(args) -> None:
           f"{count_text(summary.claims)}")
     for name, claim in summary.failing:
         print(f"  [FAILS] {name}: {claim.statement}")
-    for entry in summary.unreadable:  # the report is written; the damaged file is named, and the exit says so
-        print(f"error: {entry.problem}", file=sys.stderr)
-    if summary.unreadable:
-        raise SystemExit(2)
+    if summary.unreadable:  # the report is written, every damaged file named in it; the exit says so too
+        raise ReproError("; ".join(entry.problem for entry in summary.unreadable))
 
 
 def cmd_bench(args) -> None:

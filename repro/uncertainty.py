@@ -281,7 +281,9 @@ def claim_text(claim) -> str:
     return f"{text}; not settled at n={u['n']}: {ci}, {holds}; {needed}"
 
 
-def settled(claim) -> bool:
-    """False where the claim's interval over seeds straddles its bound (or too few seeds to tell)."""
+def settled(claim) -> bool | None:
+    """False where the claim's interval over seeds straddles its bound; None where too few seeds tell."""
     u = claim.uncertainty
-    return claim.kind == "analytic" or u is None or bool(u.get("settled", False))
+    if claim.kind == "analytic" or u is None:
+        return True
+    return u["settled"] if "settled" in u else None
