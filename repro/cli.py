@@ -84,7 +84,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override a config key or experiment parameter, e.g. --set lr=0.05 (repeatable)")
     p.add_argument("--logdir", type=Path, default=Path("runs"), help="TensorBoard root (default: runs)")
     p.add_argument("--deterministic", action="store_true",
-                   help="CUDA: deterministic kernels only (slower; CPU runs are deterministic already)")
+                   help="CUDA: deterministic kernels only, in every worker (slower; CPU runs are deterministic already)")
+    p.add_argument("--tf32", action="store_true",
+                   help="CUDA: allow TF32 in matmuls and convolutions (faster CNNs; numbers then differ from the "
+                        "CPU's beyond float32 rounding; default: off)")
 
 
 def _run_args(p: argparse.ArgumentParser, results_help: str) -> None:
@@ -157,11 +160,11 @@ def cmd_train(args) -> None:
 
     from .config import TrialConfig, config_from_text, parse_sets
     from .executor import TrialSpec, run_trial
-    from .runner import resolve_device
+    from .device import choose_device
     cfg = config_from_text(TrialConfig(), parse_sets(args.set))
-    device = resolve_device(args.device)
+    device, _ = choose_device(args.device, [cfg], trials=1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    spec = TrialSpec(cfg.to_dict(), args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed)}"))
+    spec = TrialSpec(cfg.to_dict(), args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed, device)}"))
     result = run_trial(spec)
     s = result["summary"]
     print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"],
@@ -206,26 +209,16 @@ def cmd_data(args) -> None:
     print(f"{args.dataset}: 4 files verified in {folder}")
 
 
-def make_deterministic() -> None:
-    """What torch needs for bit-identical CUDA runs. The cost: cuBLAS keeps a fixed workspace and some
-    kernels fall back to slower deterministic versions (torch raises where none exists)."""
-    import os
-
-    import torch
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
-
-
 def main(argv: list[str] | None = None) -> int:
+    from .device import Numerics, set_policy
     from .errors import ReproError
     args = _parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
                 "blocks": cmd_blocks,
                 "data": cmd_data, "bench": cmd_bench}
     try:
-        if getattr(args, "deterministic", False):
-            make_deterministic()
+        # at the edge, once: every TrialSpec made from here on carries this policy to its worker
+        set_policy(Numerics(getattr(args, "deterministic", False), getattr(args, "tf32", False)))
         handlers[args.command](args)
     except ReproError as err:
         print(f"error: {err}", file=sys.stderr)

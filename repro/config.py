@@ -81,9 +81,11 @@ class TrialConfig:
                                       # (the statistic the book prints; 0: off; one forward pass each)
     telemetry: bool = True            # per-layer gradient norms and activation statistics (off: bench only)
 
-    def key(self, seed: int) -> str:
-        """A short stable id for (config, seed): the name a finished trial is saved under."""
-        blob = json.dumps({"config": self.to_dict(), "seed": seed}, sort_keys=True)
+    def key(self, seed: int, device: str) -> str:
+        """A short stable id for (config, seed, kind of device): the name a finished trial is saved
+        under. The kind ("cpu", "cuda"), because CPU and CUDA round float32 differently and --resume
+        must not mix their trials; not the index, which another GPU of the same model can take."""
+        blob = json.dumps({"config": self.to_dict(), "seed": seed, "device": device.split(":")[0]}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:

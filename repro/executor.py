@@ -23,6 +23,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from .device import Numerics, numerics_in_effect, policy
+
 
 @dataclass
 class TrialSpec:
@@ -33,6 +35,7 @@ class TrialSpec:
     hparams: dict = field(default_factory=dict)   # extra columns for the hparams table (variant, ...)
     tag: object = None               # opaque label handed back with the result
     keep_state: bool = False         # hand back the trained weights (CPU state_dict) as result["state"]
+    numerics: Numerics = field(default_factory=policy)   # the policy of the process that made the spec
 
 
 def default_workers(device: str) -> int:
@@ -58,12 +61,14 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     from .tb import TrialWriter
     from .engine import train
     cfg = validate(TrialConfig.from_dict(spec.config))
+    spec.numerics.apply()  # a spawned worker or Ray task starts with torch's defaults, not the caller's
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
         shutil.rmtree(spec.logdir, ignore_errors=True)
     writer = TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None
     result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
     result["tag"] = spec.tag
+    result["numerics"] = numerics_in_effect()
     return result
 
 

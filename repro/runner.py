@@ -21,6 +21,7 @@ import torch
 from . import tb
 from .claims import NOT_JUDGED, count_text, verdict
 from .config import FIELDS, ConfigError, apply_overrides, parse_value
+from .device import choose_device, policy_record
 from .executor import TrialSpec, check_executor, default_workers, execute
 from .experiment import Context, Variant, reference_status, stats
 from .store import TrialStore, write_json
@@ -95,7 +96,7 @@ def aggregate(trials: list[dict]) -> dict:
     return out
 
 
-def environment(device: str, workers: int, executor: str = "local") -> dict:
+def environment(device: str, workers: int, executor: str = "local", device_choice: dict | None = None) -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
@@ -105,7 +106,8 @@ def environment(device: str, workers: int, executor: str = "local") -> dict:
             "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else
             platform.processor() or platform.machine(), "cpus": os.cpu_count(), "executor": executor,
             "workers": workers,
-            "threads_per_worker": 1, "git_commit": commit}
+            "threads_per_worker": 1, "git_commit": commit,
+            "numerics": policy_record(), "device_choice": device_choice}
 
 
 def make_output_dirs(*folders: Path) -> None:
@@ -115,16 +117,6 @@ def make_output_dirs(*folders: Path) -> None:
         except OSError as err:
             raise ConfigError(f"cannot write to {folder} ({err.strerror or err}); "
                               f"choose another with --logdir/--results")
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"--device {device}: choose auto, cpu or cuda")
-    return device
 
 
 def run_experiment(name: str, preset: str = "full", seeds: int | None = None, device: str = "auto",
@@ -140,10 +132,10 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     module = load_experiment(name)
     params, forced = resolve(module, preset, sets or {})
     variants = build_variants(module, params, forced, preset, condition.change if condition else None)
-    device = resolve_device(device)
     n_seeds = seeds if seeds is not None else params.get("seeds", 3)
     if n_seeds < 1:
         raise ConfigError(f"--seeds {n_seeds}: need at least one seed")
+    device, device_choice = choose_device(device, [v.config for v in variants], len(variants) * n_seeds, workers)
     workers = workers or default_workers(device)
     exp_logdir = Path(logdir) / name / preset
     # Each (experiment, preset) owns its files: results/<exp>/<preset>.json, results/<exp>/<preset>/
@@ -153,7 +145,8 @@ def run_experiment(name: str, preset: str = "full", seeds: int | None = None, de
     with TrialStore(out_dir / "trials", f"{name}/{preset}", resume) as store:
         return _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
                            exp_logdir, out_dir, store, progress, executor, address,
-                           condition.first_seed if condition else 0, condition.name if condition else None)
+                           condition.first_seed if condition else 0, condition.name if condition else None,
+                           device_choice)
 
 
 def run_trials(specs: list[TrialSpec], store: TrialStore, workers: int, progress: bool, label: str,
@@ -170,7 +163,7 @@ def run_trials(specs: list[TrialSpec], store: TrialStore, workers: int, progress
 
 def _run_locked(module, name, preset, params, forced, variants, device, n_seeds, workers,
                 exp_logdir, out_dir, store, progress, executor="local", address=None, first_seed=0,
-                condition=None) -> dict:
+                condition=None, device_choice=None) -> dict:
     started = time.perf_counter()
     specs = [TrialSpec(config=v.config.to_dict(), seed=s, device=device,
                        logdir=str(tb.trial_dir(exp_logdir.parent.parent, name, preset, v.name, s)),
@@ -186,7 +179,7 @@ def _run_locked(module, name, preset, params, forced, variants, device, n_seeds,
         "experiment": name, "title": getattr(module, "TITLE", name), "preset": preset, "params": params,
         "forced": {k: list(v) if isinstance(v, tuple) else v for k, v in forced.items()},
         "seeds": n_seeds, "first_seed": first_seed, "condition": condition,
-        "env": environment(device, workers, executor),
+        "env": environment(device, workers, executor, device_choice),
         "variants": {v.name: {"group": v.group, "metric": v.metric, "config": v.config.to_dict(),
                               "reference": asdict(v.reference) if v.reference else None, "changed": v.changed,
                               "aggregate": aggregate(by_variant[v.name])} for v in variants},

@@ -32,7 +32,7 @@ def _json_default(value):
 
 
 class TrialStore:
-    """Finished trials saved one file each, the moment they finish, under a key of (config, seed).
+    """Finished trials saved one file each, the moment they finish, under a key of (config, seed, device).
 
     Also the run's lock: one run per (experiment, preset) or sweep at a time; a second one is refused.
     A spec here is a repro.executor.TrialSpec."""
@@ -62,7 +62,7 @@ class TrialStore:
         self.lock.unlink(missing_ok=True)
 
     def _path(self, spec, suffix: str) -> Path:
-        return self.folder / f"{TrialConfig.from_dict(spec.config).key(spec.seed)}{suffix}"
+        return self.folder / f"{TrialConfig.from_dict(spec.config).key(spec.seed, spec.device)}{suffix}"
 
     def load(self, spec) -> dict | None:
         import torch

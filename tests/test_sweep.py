@@ -28,7 +28,8 @@ CELLS = ["optimizer=sgd lr=0.01", "optimizer=sgd lr=0.1", "optimizer=adam lr=0.0
 
 def _argv(tmp: Path, *extra: str) -> list[str]:
     sets = [arg for key, value in SETS.items() for arg in ("--set", f"{key}={value}")]
-    return ["sweep", *GRID, *sets, "--seeds", str(SEEDS), "--quiet", "--results", str(tmp / "results"),
+    # on the CPU: the numbers are compared to the bit with a CPU trial (repro train)
+    return ["sweep", *GRID, *sets, "--seeds", str(SEEDS), "--device", "cpu", "--quiet", "--results", str(tmp / "results"),
             "--logdir", str(tmp / "runs"), *extra]
 
 

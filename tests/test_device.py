@@ -1,0 +1,218 @@
+"""Devices: every optimiser steps on every device this machine has, device names, the numerics policy
+in every worker, the device in the --resume key, --device auto's rule; and, on a machine with a CUDA
+GPU, CUDA float32 against the CPU (make device-check runs this file there; here those tests skip)."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import random_dataset
+
+from repro import device as devices
+from repro import optim
+from repro.config import OPTIMIZERS, ConfigError, TrialConfig
+from repro.device import Numerics, choose_device, faster_device, resolve_device
+from repro.engine import seeded_generators, train
+from repro.executor import TrialSpec, execute
+from repro.nets import build_model
+from repro.store import TrialStore
+
+NO_CUDA = "no CUDA GPU on this machine (make device-check runs these on one)"
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+TINY = TrialConfig(widths=(20, 20), iters=30, eval_every=30, test_size=100, train_eval_size=100, probe_size=100)
+
+
+@pytest.fixture(autouse=True)
+def default_numerics(monkeypatch):
+    """Each test starts and ends with the default policy (a test may apply another in this process)."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    devices.set_policy(Numerics())
+    yield
+    devices.set_policy(Numerics())
+
+
+def _steps(cfg: TrialConfig, device: str, steps: int = 3) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
+    """``steps`` updates of the book-sized MLP under cfg's optimiser on ``device``; the weights before."""
+    model = build_model(cfg, generator=seeded_generators(0)[1]).to(device)
+    opt = optim.make_optimizer(model, cfg)
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = torch.rand(32, 784, device=device), torch.randint(10, (32,), device=device)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return opt, before
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_steps_on_every_device(name, device):
+    cfg = TrialConfig(optimizer=name, lr=1.0 if name == "adadelta" else 0.01)
+    opt, before = _steps(cfg, device)
+    after = [p for group in opt.param_groups for p in group["params"]]
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_without_a_fused_kernel_the_optimizers_fall_back_to_foreach_and_step(monkeypatch):
+    # torch checks fused support at the first step, against this list: leave the CPU out of it, as a
+    # device with no fused kernel looks (before the fix, SGD, Momentum, Nesterov, AdaGrad and Adam
+    # all raised at step 1 here)
+    from torch.optim import optimizer as torch_optimizer
+    supported = torch_optimizer._get_fused_kernels_supported_devices()
+    monkeypatch.setattr(torch_optimizer, "_get_fused_kernels_supported_devices",
+                        lambda: [d for d in supported if d != "cpu"])
+    optim.has_fused_step.cache_clear()
+    try:
+        for name in OPTIMIZERS:
+            opt, before = _steps(TrialConfig(optimizer=name, lr=1.0 if name == "adadelta" else 0.01), "cpu")
+            assert all(not g.get("fused") and g["foreach"] for g in opt.param_groups), name
+            after = [p for group in opt.param_groups for p in group["params"]]
+            assert any(not torch.equal(a, b) for a, b in zip(after, before)), name
+    finally:
+        optim.has_fused_step.cache_clear()  # the next test probes the real torch again
+
+
+def test_where_torch_has_fused_kernels_they_are_used():
+    opt, _ = _steps(TrialConfig(optimizer="adam", lr=0.001), "cpu", steps=1)
+    assert all(g["fused"] for g in opt.param_groups)
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "mps", "cuda:-1"])
+def test_bad_device_names_are_one_line_errors(name):
+    with pytest.raises(ConfigError, match=r"^--device .*: choose auto, cpu, cuda or cuda:<index>$"):
+        resolve_device(name)
+
+
+def test_a_gpu_index_the_machine_lacks_is_a_one_line_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"^--device cuda:7: this machine has 1 CUDA GPU \(cuda:0\)$"):
+        resolve_device("cuda:7")
+    assert resolve_device("cuda:0") == "cuda:0" and resolve_device("cuda") == "cuda"
+
+
+def test_bad_device_from_the_shell_is_one_line_and_exit_2():
+    for name in ("cuda:x", "cuda:7", "gpu"):
+        proc = subprocess.run([sys.executable, "-m", "repro", "train", "--device", name, "--set", "iters=1"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stdout == "", name
+        assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(f"error: --device {name}: "), proc.stderr
+
+
+def test_numerics_reach_spawned_workers():
+    # two trials over two workers: one runs in this process, the other in a spawned one, which
+    # starts with torch's defaults unless the spec carries the policy
+    policy = Numerics(deterministic=True, tf32=True)
+    specs = [TrialSpec(TINY.to_dict(), seed, "cpu", numerics=policy) for seed in (0, 1)]
+    for result in execute(specs, workers=2):
+        assert result["numerics"] == {"deterministic": True, "tf32_matmul": True, "tf32_cudnn": True,
+                                      "cublas_workspace_config": ":4096:8"}
+
+
+def test_specs_carry_the_policy_set_at_the_edge_and_runs_record_it(tmp_path):
+    from repro.cli import main
+    assert TrialSpec(TINY.to_dict(), 0, "cpu").numerics == Numerics()  # default: TF32 off, not deterministic
+    assert main(["sweep", "--grid", "lr=0.01,0.1", "--seeds", "1", "--device", "cpu", "--deterministic",
+                 "--quiet", "--workers", "2", "--set", "widths=20", "--set", "iters=20", "--set", "eval_every=20",
+                 "--set", "test_size=100", "--set", "train_eval_size=100", "--results", str(tmp_path),
+                 "--logdir", str(tmp_path / "runs")]) == 0
+    import json
+    (path,) = (tmp_path / "sweeps").glob("*.json")
+    results = json.loads(path.read_text())
+    assert results["env"]["numerics"] == {"deterministic": True, "tf32": False, "cublas_workspace_config": ":4096:8"}
+    assert results["env"]["device_choice"] == {"requested": "cpu", "chosen": "cpu", "rule": "as requested"}
+    assert all(t["numerics"]["deterministic"] and not t["numerics"]["tf32_cudnn"] for t in results["trials"])
+
+
+def test_deterministic_mode_leaves_cpu_numbers_unchanged():
+    data = random_dataset()
+    plain = train(TINY, 0, data)
+    Numerics(deterministic=True).apply()
+    assert train(TINY, 0, data)["batch_loss"] == plain["batch_loss"]
+
+
+def test_resume_matches_the_device(tmp_path):
+    cpu_spec = TrialSpec(TINY.to_dict(), 0, "cpu")
+    result = {**execute([cpu_spec], 1)[0], "tag": None}
+    with TrialStore(tmp_path / "trials", "t", resume=False) as store:
+        store.save(result)
+    with TrialStore(tmp_path / "trials", "t", resume=True) as store:
+        assert store.load(cpu_spec)["batch_loss"] == result["batch_loss"]
+        assert store.load(TrialSpec(TINY.to_dict(), 0, "cuda")) is None  # a CPU trial never finishes a CUDA run
+
+
+def test_auto_rule():
+    # the CPU trains one trial per worker at once, the GPU one at a time
+    assert faster_device(cpu_step=3e-3, cuda_step=0.5e-3, cpu_workers=2) == "cuda"
+    assert faster_device(cpu_step=3e-3, cuda_step=0.5e-3, cpu_workers=16) == "cpu"
+    assert faster_device(cpu_step=130e-3, cuda_step=2e-3, cpu_workers=16) == "cuda"
+
+
+def test_auto_measures_both_devices_when_a_gpu_is_visible(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    timed = []
+    monkeypatch.setattr(devices, "step_seconds", lambda cfg, device: timed.append((cfg, device)) or
+                        {"cpu": 3e-3, "cuda": 1e-3}[device])
+    cnn = TINY.replace(model="cnn", conv=("8", "pool"))
+    chosen, why = choose_device("auto", [TINY, cnn], trials=10, workers=4)
+    assert timed == [(cnn, "cpu"), (cnn, "cuda")]  # the costlier step stands for the run
+    assert chosen == "cpu" and why["cpu_workers"] == 4 and why["cuda_ms_per_step"] == 1.0
+    assert choose_device("auto", [TINY], trials=2, workers=4)[0] == "cuda"  # two trials: two CPU workers at most
+
+
+def test_auto_without_a_gpu_is_the_cpu_and_measures_nothing(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "step_seconds", lambda *a: pytest.fail("measured without a GPU"))
+    assert choose_device("auto", [TINY], trials=4) == ("cpu", {"requested": "auto", "chosen": "cpu",
+                                                             "rule": "auto: no CUDA GPU visible"})
+
+
+def test_step_seconds_times_the_engine_on_the_cpu():
+    seconds = devices.step_seconds(TINY.replace(train_size=500), "cpu", budget=0.05)
+    assert math.isfinite(seconds) and seconds > 0
+
+
+# ---- on a CUDA GPU (make device-check) ----
+
+@needs_cuda
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_cuda_float32_matches_the_cpu_within_rounding(model):
+    # TF32 off (the default policy): the first loss of the same weights on the same batch agrees to
+    # float32 rounding of sums of a few hundred products (~1e-6 relative); TF32 would be ~1e-3 off
+    cfg = TrialConfig(model=model, conv=("16", "pool"), widths=(100,))
+    x, y = torch.rand(128, 1, 28, 28), torch.randint(10, (128,))
+    losses = {}
+    for device in ("cpu", "cuda"):
+        net = build_model(cfg, generator=seeded_generators(0)[1]).to(device)
+        inputs = x.to(device) if model == "cnn" else x.flatten(1).to(device)
+        losses[device] = F.cross_entropy(net(inputs), y.to(device)).item()
+    assert losses["cuda"] == pytest.approx(losses["cpu"], rel=2e-5)
+
+
+@needs_cuda
+def test_cuda_training_follows_the_cpu_and_deterministic_mode_repeats_itself():
+    data = random_dataset()
+    cfg = TINY.replace(model="cnn", conv=("8", "pool"), iters=20, eval_every=20)
+    cpu = train(cfg, 0, data)["batch_loss"]
+    cuda_data = type(data)(*(t.to("cuda") for t in (data.x_train, data.y_train, data.x_test, data.y_test)))
+    Numerics(deterministic=True).apply()
+    first, second = (train(cfg, 0, cuda_data)["batch_loss"] for _ in range(2))
+    assert first == second
+    # 20 SGD steps on random labels: float32 rounding differences grow, but stay far below 1e-3
+    assert first == pytest.approx(cpu, rel=1e-3)
+
+
+@needs_cuda
+def test_a_cuda_run_records_the_gpu_and_keeps_its_own_trials(tmp_path):
+    from repro.runner import run_experiment
+    results = run_experiment("vanishing", "quick", seeds=1, device="cuda", progress=False,
+                             sets={"iters": "20", "depths": "5", "depth_iters": "5"},
+                             logdir=tmp_path / "runs", results_dir=tmp_path / "results")
+    assert results["env"]["device"] == "cuda" and results["env"]["device_name"]
+    assert all(t["key"] == TrialConfig.from_dict(t["config"]).key(t["seed"], "cuda") for t in results["trials"])
