@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=500, help="training steps per timing (default: 500)")
     bench.add_argument("--repeats", type=int, default=7, help="timings per figure; the median is kept (default: 7)")
     bench.add_argument("--results", type=Path, default=Path("results"), help="writes <results>/bench.json")
+    bench.add_argument("--device", default="cpu",
+                       help="cpu (default: every figure) or cuda (the engine, its matmuls, DeepConvNet and batched "
+                            "seeds on the GPU); writes <results>/bench.json or bench-cuda.json")
 
     data = sub.add_parser("data", help="fetch and verify a dataset into $REPRO_DATA (default ~/.cache/dl-repro)")
     data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist (default: mnist)")
@@ -195,11 +198,14 @@ def cmd_report(args) -> None:
 
 def cmd_bench(args) -> None:
     from .bench import format_report, run
+    from .device import resolve_device
     from .store import write_json
-    report = run(args.steps, args.repeats)
-    write_json(args.results / "bench.json", report)
+    device = resolve_device(args.device)
+    report = run(args.steps, args.repeats, device=device)
+    path = args.results / ("bench.json" if device == "cpu" else "bench-cuda.json")
+    write_json(path, report)
     print(format_report(report))
-    print(f"written to {args.results / 'bench.json'}")
+    print(f"written to {path}")
 
 
 def cmd_data(args) -> None:

@@ -125,14 +125,21 @@ def choose_device(device: str, configs: list[TrialConfig], trials: int, workers:
         resolved = resolve_device(device)
         return resolved, {"requested": device, "chosen": resolved,
                           "rule": "as requested" if device != "auto" else "auto: no CUDA GPU visible"}
-    from .executor import default_workers, estimated_cost, TrialSpec
+    return measured_choice(configs, trials, workers)
+
+
+def measured_choice(configs: list[TrialConfig], trials: int, workers: int | None = None,
+                    gpu: str = "cuda") -> tuple[str, dict]:
+    """The rule (faster_device) on steps of the costliest config, timed on one CPU thread and on ``gpu``
+    (make device-check's dry run passes "cpu" here, to time the CPU against itself)."""
+    from .executor import TrialSpec, default_workers, estimated_cost
     costliest = max(configs, key=lambda c: estimated_cost(TrialSpec(c.to_dict(), 0, "cpu")) / c.iters)
     cpu_workers = max(1, min(workers or default_workers("cpu"), trials))
-    cpu_step, cuda_step = step_seconds(costliest, "cpu"), step_seconds(costliest, "cuda")
-    chosen = faster_device(cpu_step, cuda_step, cpu_workers)
+    cpu_step, gpu_step = step_seconds(costliest, "cpu"), step_seconds(costliest, gpu)
+    chosen = faster_device(cpu_step, gpu_step, cpu_workers)
     return chosen, {"requested": "auto", "chosen": chosen,
                     "rule": "cuda if a CUDA step x CPU workers < a CPU step (one thread)",
-                    "cpu_ms_per_step": 1e3 * cpu_step, "cuda_ms_per_step": 1e3 * cuda_step,
+                    "cpu_ms_per_step": 1e3 * cpu_step, "cuda_ms_per_step": 1e3 * gpu_step,
                     "cpu_workers": cpu_workers, "measured_on": _describe(costliest)}
 
 
