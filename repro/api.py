@@ -144,10 +144,10 @@ def train(config=None, seed: int = 0, device: str = "cpu", logdir: Path | str | 
     defaults. Returns the trial's result: history, batch losses, summary (final metrics)."""
     from .config import TrialConfig, config_from_text
     from .executor import TrialSpec, run_trial
-    from .device import resolve_device
+    from .device import choose_device
     if not isinstance(config, TrialConfig):
         config = config_from_text(TrialConfig(), {k: _as_text(v) for k, v in (config or {}).items()})
-    spec = TrialSpec(config.to_dict(), seed, resolve_device(device), str(logdir) if logdir else None)
+    spec = TrialSpec(config.to_dict(), seed, choose_device(device, [config], trials=1)[0], str(logdir) if logdir else None)
     result = run_trial(spec)
     result.pop("tag", None)
     return result

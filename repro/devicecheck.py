@@ -34,7 +34,7 @@ from pathlib import Path
 
 FULL_PRESET = "optimizers"      # the one full preset: 99 trials of the book network, 3 seeds
 FULL_WORKERS = 3
-RUN_LIMIT = 240                 # seconds one experiment run may take before it is stopped
+RUN_SHARE = 2 / 3               # one experiment run is stopped after this share of the budget (240 s of 360)
 BENCH_NEEDS = 60                # seconds step 3 needs; with less left it is skipped
 MIN_RUN = 20                    # no experiment run starts with less than this left
 RESERVE = 10                    # seconds kept at the end for the JSON and the table
@@ -44,7 +44,8 @@ class Check:
     """The budget, the figures so far and where they go."""
 
     def __init__(self, device: str, out: Path, budget: float):
-        self.device, self.started, self.deadline = device, time.monotonic(), time.monotonic() + budget
+        self.device, self.budget, self.started = device, budget, time.monotonic()
+        self.deadline = self.started + budget
         self.path = out / ("device-check.json" if device.startswith("cuda") else f"device-check-{device}.json")
         self.figures: dict = {"device": device, "budget_s": budget, "steps": {}}
 
@@ -174,7 +175,7 @@ def experiment_order() -> list[tuple[str, str]]:
 
 def run_experiments(device: str, check: Check, folder: Path, parallel: int) -> dict:
     """Each run as `python -m repro run` in its own process, ``parallel`` at once, each stopped at its
-    timeout (RUN_LIMIT, or what is left of the budget); then its claims, read from its results file."""
+    timeout (RUN_SHARE of the budget, or what is left of it); then its claims, read from its results file."""
     queue, running, out = experiment_order(), {}, {}
     audit = queue.pop()  # after the others: it reads their results
     while queue or running or audit:
@@ -192,7 +193,7 @@ def run_experiments(device: str, check: Check, folder: Path, parallel: int) -> d
                    # the full preset's trials over FULL_WORKERS processes: spawned workers on the device too
                    *(["--workers", str(FULL_WORKERS)] if preset == "full" else [])]
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
-            running[(name, preset)] = (proc, time.monotonic(), min(RUN_LIMIT, check.left()), log)
+            running[(name, preset)] = (proc, time.monotonic(), min(RUN_SHARE * check.budget, check.left()), log)
         time.sleep(0.5)
         for (name, preset), (proc, started, limit, log) in list(running.items()):
             seconds = time.monotonic() - started

@@ -56,7 +56,7 @@ def _dataset(name: str, device: str, flat: bool):
 
 
 def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) -> dict:
-    from .config import TrialConfig, validate
+    from .config import ConfigError, TrialConfig, validate
     from .nets import takes_flat_input
     from .tb import TrialWriter
     from .engine import train
@@ -66,7 +66,12 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
         shutil.rmtree(spec.logdir, ignore_errors=True)
     writer = TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None
-    result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
+    try:
+        result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
+    except RuntimeError as err:  # torch refuses an operation that has no deterministic CUDA kernel
+        if spec.numerics.deterministic and "deterministic" in str(err):
+            raise ConfigError(f"--deterministic: {str(err).strip().splitlines()[0]}; run without it") from None
+        raise
     result["tag"] = spec.tag
     result["numerics"] = numerics_in_effect()
     return result

@@ -4,6 +4,7 @@ GPU, CUDA float32 against the CPU (make device-check runs this file there; here 
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 
@@ -28,12 +29,21 @@ TINY = TrialConfig(widths=(20, 20), iters=30, eval_every=30, test_size=100, trai
 
 
 @pytest.fixture(autouse=True)
-def default_numerics(monkeypatch):
-    """Each test starts and ends with the default policy (a test may apply another in this process)."""
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+def default_numerics():
+    """Each test starts and ends with the default policy and no cuBLAS setting (a test may apply
+    another policy in this process, which sets it)."""
+    before = os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
     devices.set_policy(Numerics())
     yield
     devices.set_policy(Numerics())
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    if before is not None:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = before
+
+
+def _as_images(data):
+    """random_dataset's flat 784-pixel images as 1 x 28 x 28, for the CNNs."""
+    return type(data)(data.x_train.view(-1, 1, 28, 28), data.y_train, data.x_test.view(-1, 1, 28, 28), data.y_test)
 
 
 def _steps(cfg: TrialConfig, device: str, steps: int = 3) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
@@ -132,9 +142,24 @@ def test_specs_carry_the_policy_set_at_the_edge_and_runs_record_it(tmp_path):
 
 def test_deterministic_mode_leaves_cpu_numbers_unchanged():
     data = random_dataset()
-    plain = train(TINY, 0, data)
+    configs = [(TINY, data), (TINY.replace(optimizer="adam", lr=0.001, batchnorm=True, dropout=0.2), data),
+               (TINY.replace(model="cnn", conv=("8", "pool")), _as_images(data))]
+    plain = [train(cfg, 0, d)["batch_loss"] for cfg, d in configs]
     Numerics(deterministic=True).apply()
-    assert train(TINY, 0, data)["batch_loss"] == plain["batch_loss"]
+    assert [train(cfg, 0, d)["batch_loss"] for cfg, d in configs] == plain
+
+
+def test_an_operation_without_a_deterministic_kernel_is_a_one_line_error(monkeypatch):
+    from repro import engine
+    from repro.executor import run_trial
+
+    def refuse(*args, **kwargs):  # what torch raises for e.g. AdaptiveAvgPool2d's backward on CUDA
+        raise RuntimeError("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, "
+                           "but you set 'torch.use_deterministic_algorithms(True)'.\nYou can turn off ...")
+    monkeypatch.setattr(engine, "train", refuse)
+    with pytest.raises(ConfigError, match=r"^--deterministic: adaptive_avg_pool2d_backward_cuda does not have a "
+                                          r"deterministic implementation.*; run without it$"):
+        run_trial(TrialSpec(TINY.to_dict(), 0, "cpu", numerics=Numerics(deterministic=True)))
 
 
 def test_resume_matches_the_device(tmp_path):
@@ -157,11 +182,10 @@ def test_auto_rule():
 def test_auto_measures_both_devices_when_a_gpu_is_visible(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     timed = []
-    monkeypatch.setattr(devices, "step_seconds", lambda cfg, device: timed.append((cfg, device)) or
-                        {"cpu": 3e-3, "cuda": 1e-3}[device])
+    monkeypatch.setattr(devices, "step_seconds", lambda cfg, on: timed.append((cfg, on)) or [3e-3, 1e-3])
     cnn = TINY.replace(model="cnn", conv=("8", "pool"))
     chosen, why = choose_device("auto", [TINY, cnn], trials=10, workers=4)
-    assert timed == [(cnn, "cpu"), (cnn, "cuda")]  # the costlier step stands for the run
+    assert timed == [(cnn, ["cpu", "cuda"])]  # the costlier step stands for the run
     assert chosen == "cpu" and why["cpu_workers"] == 4 and why["cuda_ms_per_step"] == 1.0
     assert choose_device("auto", [TINY], trials=2, workers=4)[0] == "cuda"  # two trials: two CPU workers at most
 
@@ -174,8 +198,15 @@ def test_auto_without_a_gpu_is_the_cpu_and_measures_nothing(monkeypatch):
 
 
 def test_step_seconds_times_the_engine_on_the_cpu():
-    seconds = devices.step_seconds(TINY.replace(train_size=500), "cpu", budget=0.05)
-    assert math.isfinite(seconds) and seconds > 0
+    seconds = devices.step_seconds(TINY.replace(train_size=500), ["cpu", "cpu"], rounds=1, budget=0.05)
+    assert len(seconds) == 2 and all(math.isfinite(s) and s > 0 for s in seconds)
+
+
+def test_a_network_described_in_a_few_characters():
+    assert devices.describe(TrialConfig(widths=(100,) * 4, batch_size=128)) == "100x4, batch 128, sgd"
+    assert devices.describe(TrialConfig(model="cnn", widths=(100,), optimizer="adam")) == \
+        "conv 30x5p0,pool + 100, batch 100, adam"
+    assert devices.describe(TrialConfig(widths=())) == "no hidden layer, batch 100, sgd"
 
 
 # ---- on a CUDA GPU (make device-check) ----
@@ -183,21 +214,22 @@ def test_step_seconds_times_the_engine_on_the_cpu():
 @needs_cuda
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_cuda_float32_matches_the_cpu_within_rounding(model):
-    # TF32 off (the default policy): the first loss of the same weights on the same batch agrees to
-    # float32 rounding of sums of a few hundred products (~1e-6 relative); TF32 would be ~1e-3 off
+    # TF32 off (the default policy): the logits of the same weights on the same batch agree to float32
+    # rounding, ||cuda - cpu|| / ||cpu|| about 1e-7; TF32 (a 10-bit mantissa) would be about 1e-3 off
     cfg = TrialConfig(model=model, conv=("16", "pool"), widths=(100,))
-    x, y = torch.rand(128, 1, 28, 28), torch.randint(10, (128,))
-    losses = {}
+    x = torch.rand(128, 1, 28, 28)
+    logits = {}
     for device in ("cpu", "cuda"):
         net = build_model(cfg, generator=seeded_generators(0)[1]).to(device)
-        inputs = x.to(device) if model == "cnn" else x.flatten(1).to(device)
-        losses[device] = F.cross_entropy(net(inputs), y.to(device)).item()
-    assert losses["cuda"] == pytest.approx(losses["cpu"], rel=2e-5)
+        with torch.no_grad():
+            logits[device] = net((x if model == "cnn" else x.flatten(1)).to(device)).cpu().double()
+    error = (logits["cuda"] - logits["cpu"]).norm() / logits["cpu"].norm()
+    assert error < 1e-5, f"CUDA differs from the CPU by {error:.1e}: TF32 on?"
 
 
 @needs_cuda
 def test_cuda_training_follows_the_cpu_and_deterministic_mode_repeats_itself():
-    data = random_dataset()
+    data = _as_images(random_dataset())
     cfg = TINY.replace(model="cnn", conv=("8", "pool"), iters=20, eval_every=20)
     cpu = train(cfg, 0, data)["batch_loss"]
     cuda_data = type(data)(*(t.to("cuda") for t in (data.x_train, data.y_train, data.x_test, data.y_test)))
