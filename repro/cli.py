@@ -216,7 +216,7 @@ def cmd_data(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .device import Numerics, set_policy
+    from .numerics import Numerics, set_policy
     from .errors import ReproError
     args = _parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,

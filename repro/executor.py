@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from .device import Numerics, numerics_in_effect, policy
+from .numerics import Numerics, numerics_in_effect, policy
 
 
 @dataclass

@@ -21,7 +21,8 @@ import torch
 from . import tb
 from .claims import NOT_JUDGED, count_text, verdict
 from .config import FIELDS, ConfigError, apply_overrides, parse_value
-from .device import choose_device, policy_record
+from .device import choose_device
+from .numerics import policy_record
 from .executor import TrialSpec, check_executor, default_workers, execute
 from .experiment import Context, Variant, reference_status, stats
 from .store import TrialStore, write_json

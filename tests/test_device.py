@@ -16,7 +16,8 @@ from conftest import random_dataset
 from repro import device as devices
 from repro import optim
 from repro.config import OPTIMIZERS, ConfigError, TrialConfig
-from repro.device import Numerics, choose_device, faster_device, resolve_device
+from repro.device import choose_device, faster_device, resolve_device
+from repro.numerics import Numerics, set_policy
 from repro.engine import seeded_generators, train
 from repro.executor import TrialSpec, execute
 from repro.nets import build_model
@@ -33,9 +34,9 @@ def default_numerics():
     """Each test starts and ends with the default policy and no cuBLAS setting (a test may apply
     another policy in this process, which sets it)."""
     before = os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-    devices.set_policy(Numerics())
+    set_policy(Numerics())
     yield
-    devices.set_policy(Numerics())
+    set_policy(Numerics())
     os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
     if before is not None:
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = before
