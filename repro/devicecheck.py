@@ -274,7 +274,7 @@ def table(figures: dict) -> str:
 
 def seeds_text(report: dict) -> str:
     from .bench import seeds_line
-    return seeds_line(report["seeds"]).strip()
+    return " ".join(seeds_line(report["seeds"]).split())  # one space between words: the table's own columns
 
 
 def main(argv: list[str] | None = None) -> int:
