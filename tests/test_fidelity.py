@@ -65,12 +65,12 @@ def test_reference_is_judged_only_where_it_describes_the_run(reference, config, 
 
 def test_set_names_the_keys_it_changed_per_variant():
     params, forced = resolve(optimizers, "full", {"lr": "0.1"})
-    variants = {v.label: v for v in build_variants(optimizers, params, forced, "full")}
-    assert variants["sgd 0.01"].changed == ["lr"]
-    assert variants["sgd 0.1"].changed == []        # already at 0.1: nothing its figure describes moved
+    variants = {v.id: v for v in build_variants(optimizers, params, forced, "full")}
+    assert variants["sgd-0.01"].changed == ["lr"]
+    assert variants["sgd-0.1"].changed == []        # already at 0.1: nothing its figure describes moved
     params, forced = resolve(optimizers, "full", {"book_iters": 500})   # an experiment parameter, as a value
-    variants = {v.label: v for v in build_variants(optimizers, params, forced, "full")}
-    assert variants["adam 0.001"].changed == ["iters"] and variants["course: adam 0.01"].changed == []
+    variants = {v.id: v for v in build_variants(optimizers, params, forced, "full")}
+    assert variants["adam-0.001"].changed == ["iters"] and variants["course-adam-0.01"].changed == []
 
 
 def test_a_set_key_the_preset_names_sets_the_parameter_any_other_config_key_every_variant():
