@@ -133,12 +133,12 @@ test-full: setup
 	$(PY) -m pytest -q -m slow
 
 # Local only: binds 127.0.0.1, never all interfaces. TB_PORT=6007 if 6006 is taken; TB_LOGDIR=runs/optimizers
-# serves one experiment. Prints the URL of each experiment's story (Custom Scalars, the mean runs selected).
+# serves one experiment. TensorBoard itself, started by repro.tb: every address it prints (and the bare one,
+# redirected) opens on each experiment's story (Custom Scalars, the mean runs selected).
 TB_PORT ?= 6006
 TB_LOGDIR ?= runs
 tensorboard: setup
 	@$(PY) -m repro.tb $(TB_LOGDIR) --port $(TB_PORT)
-	$(VENV)/bin/tensorboard --logdir $(TB_LOGDIR) --host 127.0.0.1 --port $(TB_PORT)
 
 clean:
 	rm -rf runs results reports .pytest_cache

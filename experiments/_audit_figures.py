@@ -37,13 +37,14 @@ def dropout_figure(m: dict):
     return fig
 
 
-def overfitting_figure(ctx, names):
+def overfitting_figure(ctx, nets: dict[str, str]):
+    """``nets``: variant id -> its label."""
     fig, axes = figures.new(1, 1, size=(5.5, 3.4))
     ax = axes[0][0]
-    for k, name in enumerate(names):
+    for k, (vid, label) in enumerate(nets.items()):
         for metric, ls in (("accuracy_train", "--"), ("accuracy_test", "-")):
-            steps, mean, _, _ = seed_curve(ctx.trials[name], metric)
-            ax.plot(steps, mean, ls, color=f"C{k}", label=name if metric == "accuracy_test" else None)
+            steps, mean, _, _ = seed_curve(ctx.trials[vid], metric)
+            ax.plot(steps, mean, ls, color=f"C{k}", label=label if metric == "accuracy_test" else None)
     ax.set(xlabel="iteration", ylabel="accuracy (train dashed, test solid)", title="overfitting on 300 images")
     ax.legend(fontsize=8)
     return fig
@@ -120,12 +121,12 @@ def saddle_figure(m: dict):
     return fig
 
 
-def figures_of(m: dict, overfit_names, ctx) -> dict:
+def figures_of(m: dict, overfit_nets: dict[str, str], ctx) -> dict:
     out = ctx.out_dir
     made = {"sparsity of trained ReLU, sigmoid and tanh nets": ("sparsity", sparsity_figure(m)),
             "dropout as an ensemble: averaged masks against the scaled net": ("dropout", dropout_figure(m)),
             "overfitting on 300 images: without BN, with BN, 1 x 16":
-                ("overfitting", overfitting_figure(ctx, overfit_names)),
+                ("overfitting", overfitting_figure(ctx, overfit_nets)),
             "learning-rate window per optimiser (book network)": ("window", window_figure(m)),
             "double well: the basin each optimiser ends in": ("double_well", well_figure(m)),
             "valley: iterations to f < 1e-3 against the learning rate": ("valley", valley_figure(m)),

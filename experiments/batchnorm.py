@@ -25,8 +25,8 @@ from matplotlib.lines import Line2D
 
 from repro import figures
 from repro.data import load
-from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, MEASURED_HERE, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most,
-                              chance_accuracy, format_stats, md_table, stats, trials_of)
+from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, MEASURED_HERE, Claim, Reference, Run, TrialConfig, Variant, at_least,
+                              at_most, chance_accuracy, format_stats, md_table, stats)
 
 TITLE = "Section 1-3: batch normalisation (speed-up, init-insensitivity, stable layer inputs)"
 
@@ -42,7 +42,7 @@ SPEED = TrialConfig(widths=(100,) * 3, init="xavier", lr=0.01, batch_size=100, e
                     train_eval_size=1000, probe_outputs=True)
 COURSE = TrialConfig(widths=(40, 20), activation="sigmoid", init="xavier", lr=0.01, batch_size=100,
                      eval_every=100)
-FIXED, TRAINED, NO_BN = "course: BN, scale/shift fixed", "course: BN, scale/shift trained", "course: no BN"
+FIXED, TRAINED, NO_BN = "course-bn-fixed", "course-bn-trained", "course-no-bn"
 ACTS = ("sigmoid", "relu")
 DEEP_ACT, DEEP_FC = "act3", "fc3"   # the speed-up networks' deepest hidden layer
 TARGETS = (0.90, 0.95)
@@ -54,11 +54,15 @@ def weight_scales(n: int) -> list[float]:
     return [float(w) for w in np.logspace(0, -4, n)]
 
 
-def sweep_name(w: float, bn: bool) -> str:
-    return f"w={w:.3g}, {'BN' if bn else 'plain'}"
+def sweep_id(w: float, bn: bool) -> str:
+    return f"w{w:.3g}-{'bn' if bn else 'plain'}"
 
 
-def speed_name(activation: str, bn: bool) -> str:
+def speed_id(activation: str, bn: bool) -> str:
+    return f"{activation}-xavier-{'bn' if bn else 'plain'}"
+
+
+def speed_label(activation: str, bn: bool) -> str:
     return f"{activation} + xavier, {'BN' if bn else 'plain'}"
 
 
@@ -72,22 +76,36 @@ def book_sweep(w: float, bn: bool, scales: list[float]) -> Reference | None:
     return Reference("final_train_acc", 0.4, 0.8, "book", "the extremes") if w in (scales[0], scales[-1]) else None
 
 
+def validate(p: dict) -> str | None:
+    """Why the claims could not judge these parameters: the BN claims read the scales in BN_RANGE, and
+    log-spaced scales from 1 to 1e-4 put one there from 3 scales on (1, 0.01, 1e-4; 4 and more: a step of
+    at most 4/3 decades, less than the range's 1.4)."""
+    if p["scales"] < 3:
+        return (f"scales={p['scales']}: the claims judge BN at weight scales in [{BN_RANGE[0]}, {BN_RANGE[1]}], "
+                f"which fewer than 3 scales from 1 to 1e-4 miss; use 3 or more")
+    return None
+
+
 def variants(p: dict) -> list[Variant]:
     scales = weight_scales(p["scales"])
     sweep = SWEEP.replace(iters=10 * p["sweep_epochs"], probe_every=10 * p["sweep_epochs"])
-    out = [Variant(sweep_name(w, bn), sweep.replace(init=f"normal:{w!r}", batchnorm=bn), "weight-scale sweep",
-                   book_sweep(w, bn, scales), metric="final_train_acc") for w in scales for bn in (False, True)]
+    out = [Variant(sweep_id(w, bn), sweep.replace(init=f"normal:{w!r}", batchnorm=bn), "weight-scale sweep",
+                   book_sweep(w, bn, scales), metric="final_train_acc", label=f"w={w:.3g}, {'BN' if bn else 'plain'}")
+           for w in scales for bn in (False, True)]
     measured = {("sigmoid", False): 0.14, ("sigmoid", True): 0.92}
     for act in ACTS:
         for bn in (False, True):
             ref = measured.get((act, bn))
-            out.append(Variant(speed_name(act, bn), SPEED.replace(activation=act, batchnorm=bn, iters=p["speed_iters"]),
-                               "speed-up", Reference("final_test_acc", ref, ref, MEASURED_HERE) if ref else None))
+            out.append(Variant(speed_id(act, bn), SPEED.replace(activation=act, batchnorm=bn, iters=p["speed_iters"]),
+                               "speed-up", Reference("final_test_acc", ref, ref, MEASURED_HERE) if ref else None,
+                               label=speed_label(act, bn)))
     course = COURSE.replace(iters=p["course_iters"])
     return out + [Variant(FIXED, course.replace(batchnorm=True, bn_affine=False), "course",
-                          Reference("final_test_acc", 0.81, 0.81, "course"), keep_state=True),
-                  Variant(TRAINED, course.replace(batchnorm=True), "course", keep_state=True),
-                  Variant(NO_BN, course, "course")]
+                          Reference("final_test_acc", 0.81, 0.81, "course"), keep_state=True,
+                          label="course: BN, scale/shift fixed"),
+                  Variant(TRAINED, course.replace(batchnorm=True), "course", keep_state=True,
+                          label="course: BN, scale/shift trained"),
+                  Variant(NO_BN, course, "course", label="course: no BN")]
 
 
 def iterations_to(history: list[dict], target: float) -> int | None:
@@ -119,9 +137,9 @@ def sweep_figure(ctx, scales: list[float]) -> str:
     fig, axes = figures.new(math.ceil(len(scales) / cols), cols, size=(2.6, 2.1), sharex=True, sharey=True)
     for ax, w in zip(axes.flat, scales):
         for bn in (True, False):
-            figures.band(ax, ctx.trials[sweep_name(w, bn)], lambda p: p["accuracy_train"], "BN" if bn else "plain",
+            figures.band(ax, ctx.trials[sweep_id(w, bn)], lambda p: p["accuracy_train"], "BN" if bn else "plain",
                   color="C0" if bn else "C1", ls="-" if bn else "--")
-        diverged = sum(t["status"] == "diverged" for t in ctx.trials[sweep_name(w, False)])
+        diverged = sum(not t.finished for t in ctx.trials[sweep_id(w, False)])
         if diverged:
             ax.text(0.04, 0.9, f"plain diverged ({diverged} of {ctx.seeds})", transform=ax.transAxes, fontsize=7)
         ax.set_title(f"w = {w:.3g}", fontsize=9)
@@ -145,7 +163,7 @@ def speed_figure(ctx) -> str:
     for row, act in zip(axes, ACTS):
         for ax, (title, value, stat) in zip(row, panels):
             for bn in (False, True):
-                trials = ctx.trials[speed_name(act, bn)]
+                trials = ctx.trials[speed_id(act, bn)]
                 figures.band(ax, trials, value, "BN" if bn else "plain", color="C0" if bn else "C1")
                 if bn and stat:
                     figures.band(ax, trials, lambda p: p["layer_outputs"][DEEP_FC][stat], f"BN net: {DEEP_FC} output "
@@ -165,7 +183,7 @@ def speed_figure(ctx) -> str:
 
 def tables(ctx, scales: list[float], budget: int) -> dict[str, str]:
     def final(w, bn):
-        return format_stats(stats([t["summary"]["final_train_acc"] for t in ctx.trials[sweep_name(w, bn)]]))
+        return format_stats(stats([t.summary["final_train_acc"] for t in ctx.trials[sweep_id(w, bn)]]))
 
     def book(w, bn):
         ref = book_sweep(w, bn, scales)
@@ -174,9 +192,9 @@ def tables(ctx, scales: list[float], budget: int) -> dict[str, str]:
     speed = []
     for act in ACTS:
         for bn in (False, True):
-            trials = ctx.trials[speed_name(act, bn)]
-            speed.append([speed_name(act, bn)] + [", ".join(str(iterations_to(t["history"], x) or f">{budget}")
-                                                            for t in trials) for x in TARGETS])
+            trials = ctx.trials[speed_id(act, bn)]
+            speed.append([speed_label(act, bn)] + [", ".join(str(iterations_to(t.history, x) or f">{budget}")
+                                                             for t in trials) for x in TARGETS])
     return {"Weight-scale sweep: final train accuracy, mean ± sd (n), beside the book's":
             md_table(["w", "plain", "book", "BN", "book"], sweep),
             "Speed-up: iterations to reach a test accuracy":
@@ -185,7 +203,7 @@ def tables(ctx, scales: list[float], budget: int) -> dict[str, str]:
 
 def extras(p: dict, ctx) -> dict:
     scales = weight_scales(p["scales"])
-    batch = load(ctx.trials[FIXED][0]["config"]["dataset"]).x_test[:8]  # on the CPU, like the saved weights
+    batch = load(ctx.trials[FIXED][0].config["dataset"]).x_test[:8]  # on the CPU, like the saved weights
     gaps = [mode_gaps(model, batch) for model in ctx.trained_models(FIXED)]
     # how far training moved BN's scale (from 1) and shift (from 0) in the course network
     moved = [float((s[k] - (1.0 if k.endswith("weight") else 0.0)).abs().max())
@@ -197,15 +215,15 @@ def extras(p: dict, ctx) -> dict:
             "course_scale_shift_largest_move": max(moved)}
 
 
-def _histories(results: dict, variant: str) -> list[list[dict]]:
-    return [t["history"] for t in trials_of(results, variant)]
+def _histories(results: Run, variant: str) -> list[list[dict]]:
+    return [t.history for t in results.trials_of(variant)]
 
 
-def speed_ratio(results: dict, activation: str, target: float = 0.9) -> tuple[float, str]:
+def speed_ratio(results: Run, activation: str, target: float = 0.9) -> tuple[float, str]:
     """BN's mean iterations to ``target`` over the plain net's, where a plain run that never gets
     there counts as the whole budget (a lower bound, so the ratio can only be overstated)."""
-    budget = results["params"]["speed_iters"]
-    bn, plain = ([iterations_to(h, target) for h in _histories(results, speed_name(activation, with_bn))]
+    budget = results.params["speed_iters"]
+    bn, plain = ([iterations_to(h, target) for h in _histories(results, speed_id(activation, with_bn))]
                  for with_bn in (True, False))
     detail = f"iterations to {target:.0%}: BN {bn}, plain {plain} (None: not within {budget})"
     if None in bn:
@@ -213,16 +231,16 @@ def speed_ratio(results: dict, activation: str, target: float = 0.9) -> tuple[fl
     return float(np.mean(bn) / np.mean([budget if s is None else s for s in plain])), detail
 
 
-def input_drift(results: dict, activation: str, bn: bool) -> list[float]:
+def input_drift(results: Run, activation: str, bn: bool) -> list[float]:
     """Per seed: how far the sd of the deepest activation's input moves over training (spread)."""
     return [spread([p["activations"][DEEP_ACT]["preact_std"] for p in h if p.get("activations")])
-            for h in _histories(results, speed_name(activation, bn))]
+            for h in _histories(results, speed_id(activation, bn))]
 
 
-def claims(results: dict) -> list[Claim]:
-    p, e = results["params"], results["extras"]
+def claims(results: Run) -> list[Claim]:
+    p, e = results.params, results.extras
     scales = weight_scales(p["scales"])
-    final = {(w, bn): agg(results, sweep_name(w, bn), "final_train_acc") for w in scales for bn in (False, True)}
+    final = {(w, bn): results.agg(sweep_id(w, bn), "final_train_acc") for w in scales for bn in (False, True)}
     mid = [w for w in scales if BN_RANGE[0] <= w <= BN_RANGE[1]]
     span = f"at every w in [{BN_RANGE[0]}, {BN_RANGE[1]}]"
     # a plain net that diverged (NaN) has learned nothing: BN is ahead of it
@@ -231,7 +249,7 @@ def claims(results: dict) -> list[Claim]:
     out = [at_least("bn-trains-at-every-small-scale", FIGURE, f"BN: final train accuracy >= 0.9 {span} (lowest mean over seeds)",
                     min(final[w, True] for w in mid), 0.9, "w = " + ", ".join(f"{w:.3g}" for w in mid)),
            at_most("plain-stuck-at-small-scales", PHENOMENON, f"plain: final train accuracy within 2x chance {span} (highest mean over seeds)",
-                   max(final[w, False] for w in mid), 2 * chance_accuracy(results, sweep_name(mid[0], False))),
+                   max(final[w, False] for w in mid), 2 * chance_accuracy(results, sweep_id(mid[0], False))),
            at_least("bn-ahead-at-most-scales", PHENOMENON, f"BN is ahead of the plain net (final train accuracy) at >= {need} of the {len(scales)} scales",
                     len(ahead), need, "not ahead at w = " + ", ".join(f"{w:.3g}" for w in scales if w not in ahead))]
     for act in ACTS:
@@ -244,7 +262,7 @@ def claims(results: dict) -> list[Claim]:
                      3.0, f"sigmoid plain {np.mean(drift['sigmoid', False]):.3g}: it hardly learns, so hardly drifts"),
             at_most("bn-layer-input-steady", PHENOMENON, f"with BN the sd of {DEEP_ACT}'s input stays within a factor 1.3 over training (worst seed, "
                     "sigmoid and ReLU)", max(drift["sigmoid", True] + drift["relu", True]), 1.3)]
-    fixed, trained, plain = (agg(results, v) for v in (FIXED, TRAINED, NO_BN))
+    fixed, trained, plain = (results.agg(v) for v in (FIXED, TRAINED, NO_BN))
     out.append(at_least("course-bn-beats-no-bn", PHENOMENON, "course setup: BN (scale/shift fixed, as in the course) beats no BN (test accuracy margin)",
                         fixed - plain, 0.2, f"fixed {fixed:.3f}, trained {trained:.3f}, no BN {plain:.3f}; course "
                         f"0.81; trained scale/shift moved at most {e['course_scale_shift_largest_move']:.3f}"))

@@ -24,9 +24,9 @@ from experiments import _audit_figures as draw
 from experiments import _landscapes as land
 from experiments import _notes_registry as registry
 from experiments._audit_measures import dropout_ensemble, exact_checks, hidden_activations, lr_window, zero_shares
-from experiments.optimizers import HALF_DECADES, book_name
-from repro.experiment import (ANALYTIC, PHENOMENON, BOOK_NET, OVERFIT_300, Claim, TrialConfig, Variant, at_least, at_most, between, diverged,
-                              ends_above_start, stats)
+from experiments.optimizers import HALF_DECADES, book_id
+from repro.experiment import (ANALYTIC, PHENOMENON, BOOK_NET, OVERFIT_300, Claim, Run, Trial, TrialConfig, Variant, at_least,
+                              at_most, between, diverged, ends_above_start, stats)
 
 TITLE = "The notes, audited: every statement with a measured verdict"
 
@@ -40,9 +40,10 @@ PRESETS = {
 WELL_STEPS, VALLEY_STEPS, SADDLE_STEPS, SHRINK_STEPS = 500, 300, 500, 300
 SMALL = TrialConfig(widths=(100, 100), optimizer="momentum", lr=0.01, momentum=0.9, batch_size=100)
 SPARSITY = (("relu", "he"), ("sigmoid", "xavier"), ("tanh", "xavier"))
-DROPOUT, DROPOUT_NET = 0.5, "relu + he, dropout 0.5"
-OVERFIT_NETS = {"300 images: 6 x 100": {}, "300 images: 6 x 100 + BN": {"batchnorm": True},
-                "300 images: 1 x 16": {"widths": (16,)}}
+DROPOUT, DROPOUT_NET = 0.5, "relu-he-dropout0.5"
+OVERFIT_NETS = {"overfit-6x100": ("300 images: 6 x 100", {}),   # id: label, changes
+                "overfit-6x100-bn": ("300 images: 6 x 100 + BN", {"batchnorm": True}),
+                "overfit-1x16": ("300 images: 1 x 16", {"widths": (16,)})}
 # A rate outside the window: the loss went NaN/inf (the engine's rule) or training ended above
 # twice where it started
 ENDS_ABOVE = 2.0
@@ -50,19 +51,20 @@ ENDS_ABOVE = 2.0
 
 def variants(p: dict) -> list[Variant]:
     small = SMALL.replace(iters=p["iters"], eval_every=p["iters"] // 5)
-    out = [Variant(f"{act} + {init}", small.replace(activation=act, init=init), "sparsity and dropout",
-                   keep_state=True) for act, init in SPARSITY]
-    out.append(Variant(DROPOUT_NET, small.replace(dropout=DROPOUT), "sparsity and dropout", keep_state=True))
+    out = [Variant(f"{act}-{init}", small.replace(activation=act, init=init), "sparsity and dropout",
+                   keep_state=True, label=f"{act} + {init}") for act, init in SPARSITY]
+    out.append(Variant(DROPOUT_NET, small.replace(dropout=DROPOUT), "sparsity and dropout", keep_state=True,
+                       label=f"relu + he, dropout {DROPOUT:g}"))
     overfit = OVERFIT_300.replace(iters=p["overfit_iters"], eval_every=p["overfit_iters"] // 6)
-    out += [Variant(name, overfit.replace(**changes), "overfitting (300 images)", metric="gap")
-            for name, changes in OVERFIT_NETS.items()]
+    out += [Variant(vid, overfit.replace(**changes), "overfitting (300 images)", metric="gap", label=label)
+            for vid, (label, changes) in OVERFIT_NETS.items()]
     book = BOOK_NET.replace(iters=p["window_iters"], eval_every=p["window_iters"])
-    out += [Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr), "learning-rate window",
-                    metric="final_train_loss") for opt in land.OPTIMIZERS for lr in p["grid"]]
+    out += [Variant(book_id(opt, lr), book.replace(optimizer=opt, lr=lr), "learning-rate window",
+                    metric="final_train_loss", label=f"{opt} {lr:g}") for opt in land.OPTIMIZERS for lr in p["grid"]]
     return out
 
 
-def outside_window(trial: dict) -> bool:
+def outside_window(trial: Trial) -> bool:
     return diverged(trial) or ends_above_start(trial, ENDS_ABOVE)
 
 
@@ -71,12 +73,12 @@ def window_study(p: dict, trials: dict) -> dict:
     for opt in land.OPTIMIZERS:
         losses, unstable = {}, []
         for lr in p["grid"]:
-            runs = trials[book_name(opt, lr)]
+            runs = trials[book_id(opt, lr)]
             if any(outside_window(t) for t in runs):
                 losses[lr] = None
                 unstable.append(lr)
             else:
-                losses[lr] = float(np.mean([t["summary"]["final_train_loss"] for t in runs]))
+                losses[lr] = float(np.mean([t.summary["final_train_loss"] for t in runs]))
         out[opt] = {**lr_window(losses), "losses": {f"{k:g}": v for k, v in losses.items()}, "unstable": unstable}
     return out
 
@@ -84,16 +86,16 @@ def window_study(p: dict, trials: dict) -> dict:
 def measure(p: dict, ctx) -> dict:
     """Every number the audit's own claims are judged on (JSON-ready)."""
     from repro.data import load
-    data = load(ctx.trials[DROPOUT_NET][0]["config"]["dataset"], test_size=p["mc_test"])
+    data = load(ctx.trials[DROPOUT_NET][0].config["dataset"], test_size=p["mc_test"])
     x, y = data.x_test, data.y_test
     sparsity = {}
     for act, init in SPARSITY:
-        shares = [zero_shares(hidden_activations(net, x)) for net in ctx.trained_models(f"{act} + {init}")]
+        shares = [zero_shares(hidden_activations(net, x)) for net in ctx.trained_models(f"{act}-{init}")]
         sparsity[act] = {k: [float(np.mean(s[k])) for s in shares] for k in ("exact", "near")}
     ensemble = [dropout_ensemble(net, x, y, p["mc_samples"], seed)
                 for seed, net in enumerate(ctx.trained_models(DROPOUT_NET))]
-    overfit = {name: {m: stats([t["summary"][m] for t in ctx.trials[name]])
-                      for m in ("gap", "final_train_acc", "final_test_acc")} for name in OVERFIT_NETS}
+    overfit = {vid: {m: stats([t.summary[m] for t in ctx.trials[vid]])
+                     for m in ("gap", "final_train_acc", "final_test_acc")} for vid in OVERFIT_NETS}
     valley = land.valley_study(VALLEY_STEPS)
     best = {opt: valley[opt]["best"] for opt in land.OPTIMIZERS}
     return {"sparsity": sparsity, "dropout": ensemble, "overfit": overfit, "window": window_study(p, ctx.trials),
@@ -105,16 +107,16 @@ def measure(p: dict, ctx) -> dict:
 def extras(p: dict, ctx) -> dict:
     m = measure(p, ctx)
     own = own_claims(m)
-    figs = draw.figures_of(m, list(OVERFIT_NETS), ctx)
-    rows = registry.audit(own, ctx.out_dir.parent.parent, ctx.preset, figs)
+    figs = draw.figures_of(m, {vid: label for vid, (label, _) in OVERFIT_NETS.items()}, ctx)
+    rows = registry.audit(own, ctx.layout, ctx.preset, figs)
     return {"measured": m, "figures": figs, "audit": rows, "verdicts": registry.verdict_counts(rows),
             "tables": {registry.TABLE_TITLE: registry.audit_table(rows)}}
 
 
 def own_claims(m: dict) -> list[Claim]:
-    """The audit's own measurements as claims; experiments/_notes_registry.py finds them by their opening words."""
+    """The audit's own measurements as claims; experiments/_notes_registry.py cites them by id."""
     c, well, valley, saddle, window = m["checks"], m["well"], m["valley"], m["saddle"], m["window"]
-    gap = {name: m["overfit"][name]["gap"]["mean"] for name in OVERFIT_NETS}
+    gap = {vid: m["overfit"][vid]["gap"]["mean"] for vid in OVERFIT_NETS}
     plain, bn, narrow = OVERFIT_NETS
     relu, others = m["sparsity"]["relu"], [m["sparsity"][a] for a in ("sigmoid", "tanh")]
     drop = m["dropout"]
@@ -217,5 +219,5 @@ def own_claims(m: dict) -> list[Claim]:
     return out
 
 
-def claims(results: dict) -> list[Claim]:
-    return own_claims(results["extras"]["measured"])
+def claims(results: Run) -> list[Claim]:
+    return own_claims(results.extras["measured"])

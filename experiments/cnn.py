@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro import figures
-from repro.experiment import ANALYTIC, FIGURE, PHENOMENON, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most
+from repro.experiment import ANALYTIC, FIGURE, PHENOMENON, Claim, Reference, Run, Trial, TrialConfig, Variant, at_least, at_most
 from repro.nets import build_model, conv_output_size
 from repro.engine import seeded_generators
 
@@ -44,7 +44,7 @@ PRESETS = {
 
 SIMPLE_CONVNET = TrialConfig(model="cnn", conv=("30x5p0", "pool"), widths=(100,), activation="relu",
                              init="normal:0.01", optimizer="adam", lr=0.001, batch_size=100)
-BOOK, COURSE = "SimpleConvNet, all of MNIST (book)", "SimpleConvNet, 5000/1000 subset (course)"
+BOOK, COURSE = "simpleconvnet-book", "simpleconvnet-course"
 SHAPE_TRIALS = 300
 
 
@@ -52,11 +52,13 @@ def variants(p: dict) -> list[Variant]:
     return [
         Variant(BOOK, SIMPLE_CONVNET.replace(iters=p["iters"], eval_every=p["eval_every"], test_size=p["test_size"],
                                              train_eval_size=p["train_eval_size"]),
-                group="book", reference=Reference("final_test_acc", 0.99, 0.9908, "book", describes=(("iters", 12000),)), keep_state=True),
+                group="book", reference=Reference("final_test_acc", 0.99, 0.9908, "book", describes=(("iters", 12000),)),
+                keep_state=True, label="SimpleConvNet, all of MNIST (book)"),
         Variant(COURSE, SIMPLE_CONVNET.replace(iters=p["course_iters"], eval_every=p["course_eval_every"],
                                                train_size=5000, test_size=1000,
                                                train_eval_size=min(5000, p["train_eval_size"])),
-                group="course", reference=Reference("final_test_acc", 0.955, 0.962, "course", describes=(("iters", 1000),))),
+                group="course", reference=Reference("final_test_acc", 0.955, 0.962, "course", describes=(("iters", 1000),)),
+                label="SimpleConvNet, 5000/1000 subset (course)"),
     ]
 
 
@@ -145,12 +147,12 @@ def tile_filters(weight: torch.Tensor, cols: int = 10) -> torch.Tensor:
     return out
 
 
-def first_layer_filters(trial: dict, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def first_layer_filters(trial: Trial, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """conv1's weights at the trial's init (rebuilt from its config and seed) and after training."""
-    cfg = TrialConfig.from_dict(trial["config"])
+    cfg = TrialConfig.from_dict(trial.config)
     after = state["conv1.weight"]
     # conv1 is initialised first, so the image size (which sizes fc1 only) does not change it
-    before = build_model(cfg, seeded_generators(trial["seed"])[1], (after.shape[1], 28, 28)).conv1.weight
+    before = build_model(cfg, seeded_generators(trial.seed)[1], (after.shape[1], 28, 28)).conv1.weight
     return before.detach(), after
 
 
@@ -174,8 +176,8 @@ def extras(p: dict, ctx) -> dict:
     return out
 
 
-def claims(results: dict) -> list[Claim]:
-    p, e = results["params"], results["extras"]
+def claims(results: Run) -> list[Claim]:
+    p, e = results.params, results.extras
     out = [
         at_most("conv-output-size", ANALYTIC, f"output size floor((H + 2P - FH) / S) + 1 matches nn.Conv2d ({SHAPE_TRIALS} random shapes, "
                 "mismatches)", e["conv_size_mismatches"], 0),
@@ -186,9 +188,9 @@ def claims(results: dict) -> list[Claim]:
         at_most("im2col-equals-maxpool2d", ANALYTIC, "max pooling as a max over im2col columns equals nn.MaxPool2d (largest |difference|)",
                 e["im2col_pool_max_error"], 0.0),
         at_least("simpleconvnet-book-accuracy", FIGURE, f"SimpleConvNet, book setup: test accuracy after {p['iters']} iterations (mean over seeds)",
-                 agg(results, BOOK), p["min_acc"]),
+                 results.agg(BOOK), p["min_acc"]),
         at_least("simpleconvnet-course-accuracy", FIGURE, f"SimpleConvNet, course subset: test accuracy after {p['course_iters']} iterations (mean)",
-                 agg(results, COURSE), p["course_min_acc"]),
+                 results.agg(COURSE), p["course_min_acc"]),
     ]
     if "filter_smoothness_after" in e:
         out.append(at_least("filters-become-smooth", PHENOMENON, "first-layer filters turn from noise into smooth strokes (adjacent-tap correlation "

@@ -1,17 +1,6 @@
 """Glorot & Bengio 2010: why deep sigmoid networks saturate, and the normalized ("Xavier") init.
 
-The paper's claim: with sigmoid units and the standard init U[-1/sqrt(n), 1/sqrt(n)], the top
-hidden layer is driven to 0 almost at once (Fig. 2) while the lower layers stay near 0.5, and
-learning stalls; tanh and softsign train. At init, the back-propagated gradient's variance shrinks
-going down with the standard init (n Var[W] = 1/3 per layer) and the layer Jacobians' mean singular
-value is about 0.5, against about 0.8 with the normalized init U[+-sqrt(6/(n_in + n_out))].
-Our setup: the paper's nets (4 hidden layers of 1000, quick: 500), plain SGD lr 0.1 (the paper
-tuned it per model; not stated), batches of 10, biases 0, activations on 300 fixed test images;
-the Sec. 4 statistics on a 5 x 1000 tanh net at init, over 300 test images.
-What differs: the budget. 2000 updates (quick 1000) of 10 images is a third of an epoch, the
-paper's 5 million updates about 800 epochs: we reproduce the saturation and its mechanism, not
-Table 1's error rates, and tanh's layer-by-layer saturation (Fig. 3) has not started yet at this
-budget (a claim holds that number, so the report shows the departure measured).
+The paper's claim, our setup and what differs: PAPER below.
 Runtime: cpu preset (2 seeds) 139 s, quick 27 s (as tests/ runs it), on the 2-core dev machine, 2 workers
 (2026-12-03).
 """
@@ -22,8 +11,8 @@ import torch.nn.functional as F
 
 from repro import figures
 from repro.data import load
-from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, Claim, Paper, TrialConfig, Variant, agg, at_least, at_most,
-                              between, chance_accuracy, md_table, stats, trials_of)
+from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, Claim, Paper, Run, TrialConfig, Variant, at_least, at_most,
+                              between, chance_accuracy, md_table, stats)
 from repro.nets import build_model, weighted_layers
 
 TITLE = "Glorot & Bengio 2010: sigmoid saturation and the normalized init"
@@ -44,6 +33,18 @@ PAPER = Paper(
              "gradients at init (their Sec. 4, Figs. 6-7)":
              "Figs. 6-7: histograms of back-propagated gradients per layer at init (tanh, 5 x 1000): with the "
              "standard init their spread shrinks going down, with the normalized init it stays the same."},
+    claim="with sigmoid units and the standard init U[-1/sqrt(n), 1/sqrt(n)], the top hidden layer is driven to 0 "
+          "almost at once (Fig. 2) while the lower layers stay near 0.5, and learning stalls; tanh and softsign train. "
+          "At init, the back-propagated gradient's variance shrinks going down with the standard init (n Var[W] = 1/3 "
+          "per layer) and the layer Jacobians' mean singular value is about 0.5, against about 0.8 with the normalized "
+          "init U[+-sqrt(6/(n_in + n_out))].",
+    setup="the paper's nets (4 hidden layers of 1000, quick: 500), plain SGD lr 0.1 (the paper tuned it per model; not "
+          "stated), batches of 10, biases 0, activations on 300 fixed test images; the Sec. 4 statistics on a 5 x 1000 "
+          "tanh net at init, over 300 test images.",
+    differs="the budget. 2000 updates (quick 1000) of 10 images is a third of an epoch, the paper's 5 million updates "
+            "about 800 epochs: we reproduce the saturation and its mechanism, not Table 1's error rates, and tanh's "
+            "layer-by-layer saturation (Fig. 3) has not started yet at this budget (a claim holds that number, so the "
+            "report shows the departure measured).",
 )
 
 PRESETS = {
@@ -59,14 +60,14 @@ NET = TrialConfig(optimizer="sgd", lr=0.1, batch_size=10, probe_split="test", pr
                   test_size=2000, train_eval_size=2000)
 
 
-def name(activation: str, init: str) -> str:
-    return f"{activation} + {init}"
+def variant_id(activation: str, init: str) -> str:
+    return f"{activation}-{init}"
 
 
 def variants(p: dict) -> list[Variant]:
-    return [Variant(name(act, init), NET.replace(widths=(p["width"],) * DEPTH, activation=act, init=init,
-                                                 iters=p["iters"], eval_every=p["eval_every"]),
-                    group="saturation" if act == "sigmoid" else "activation x init")
+    return [Variant(variant_id(act, init), NET.replace(widths=(p["width"],) * DEPTH, activation=act, init=init,
+                                                       iters=p["iters"], eval_every=p["eval_every"]),
+                    group="saturation" if act == "sigmoid" else "activation x init", label=f"{act} + {init}")
             for act in ACTIVATIONS for init in INITS]
 
 
@@ -104,7 +105,7 @@ def gradients_at_init(init: str, x: torch.Tensor, y: torch.Tensor, seed: int) ->
 def saturation_figure(ctx, p: dict) -> str:
     fig, axes = figures.new(1, 2, size=(4.6, 3.3))
     for ax, init in zip(axes[0], INITS):
-        trials = ctx.trials[name("sigmoid", init)]
+        trials = ctx.trials[variant_id("sigmoid", init)]
         for k in range(1, DEPTH + 1):
             figures.band(ax, trials, lambda pt, k=k: pt["activations"][f"act{k}"]["mean"], f"layer {k}")
         ax.set(title=f"sigmoid + {init} init", xlabel="updates (batch 10)", ylabel="mean activation, 300 test images",
@@ -117,7 +118,7 @@ def tanh_figure(ctx) -> str:
     fig, axes = figures.new(1, 2, size=(4.6, 3.3))
     for ax, init in zip(axes[0], INITS):
         for k in range(1, DEPTH + 1):
-            figures.band(ax, ctx.trials[name("tanh", init)], lambda pt, k=k: pt["activations"][f"act{k}"]["saturated"],
+            figures.band(ax, ctx.trials[variant_id("tanh", init)], lambda pt, k=k: pt["activations"][f"act{k}"]["saturated"],
                          f"layer {k}")
         ax.set(title=f"tanh + {init} init", xlabel="updates (batch 10)", ylabel="share of units with |tanh| > 0.95",
                ylim=(0, 1))
@@ -139,7 +140,7 @@ def init_figure(at_init: dict) -> "figures.plt.Figure":
 
 
 def extras(p: dict, ctx) -> dict:
-    data = load(ctx.trials[name("tanh", "standard")][0]["config"]["dataset"])
+    data = load(ctx.trials[variant_id("tanh", "standard")][0].config["dataset"])
     x, y = data.x_test[:PROBE_IMAGES], data.y_test[:PROBE_IMAGES]
     at_init = {init: [gradients_at_init(init, x, y, seed) for seed in range(p["init_nets"])] for init in INITS}
     rows = [[init, k + 1] + [f"{stats([r[key][k] for r in runs])['mean']:.3g}" for key in ("backprop_var", "weight_grad_var")]
@@ -156,21 +157,21 @@ def extras(p: dict, ctx) -> dict:
                            ["init", "layer", "Var dC/ds", "Var dC/dW", "Jacobian mean singular value"], rows)}}
 
 
-def last_point(results: dict, variant: str, key: str, layer: int) -> float:
+def last_point(results: Run, variant: str, key: str, layer: int) -> float:
     """``key`` of layer ``layer``'s activations at the last evaluation, mean over seeds."""
-    return stats([t["history"][-1]["activations"][f"act{layer}"][key] for t in trials_of(results, variant, True)])["mean"]
+    return stats([t.history[-1]["activations"][f"act{layer}"][key] for t in results.trials_of(variant, True)])["mean"]
 
 
-def claims(results: dict) -> list[Claim]:
-    at_init = results["extras"]["at_init"]
+def claims(results: Run) -> list[Claim]:
+    at_init = results.extras["at_init"]
 
     def init_mean(init: str, fn) -> float:
         return stats([fn(r) for r in at_init[init]])["mean"]
 
-    sig = name("sigmoid", "standard")
-    learners = [agg(results, name(a, i)) for a in ACTIVATIONS[1:] for i in INITS]
-    sigmoids = [agg(results, name("sigmoid", i)) for i in INITS]
-    tanh_saturated = max(last_point(results, name("tanh", "standard"), "saturated", k) for k in range(1, DEPTH + 1))
+    sig = variant_id("sigmoid", "standard")
+    learners = [results.agg(variant_id(a, i)) for a in ACTIVATIONS[1:] for i in INITS]
+    sigmoids = [results.agg(variant_id("sigmoid", i)) for i in INITS]
+    tanh_saturated = max(last_point(results, variant_id("tanh", "standard"), "saturated", k) for k in range(1, DEPTH + 1))
     return [
         at_most("sigmoid-top-layer-saturates", PHENOMENON,
                 "sigmoid + standard: the top hidden layer's mean activation is driven towards 0 (at the end, 300 test images)",

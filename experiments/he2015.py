@@ -1,17 +1,6 @@
 """He, Zhang, Ren & Sun 2015 ("Delving Deep into Rectifiers"): He init lets very deep ReLU nets train.
 
-The paper's claim: for ReLU, Var[y_L] = Var[y_1] prod(0.5 n_l Var[w_l]), so Var[w] = 2/n_in keeps the
-signal's size through depth, while Xavier's 1/n_in halves its variance at every layer: 2^(-L/2) in
-standard deviation over L layers. A 22-layer net trains with either init (He reduces the error
-earlier, their Fig. 2); at 30 layers Xavier "completely stalls" while He converges (Fig. 3).
-Our setup: the paper's nets are ImageNet CNNs; here ReLU MLPs of 10, 22 and 30 hidden layers of 100
-on MNIST, N(0, 2/n_in) against N(0, 1/n_in) on every layer, SGD with momentum 0.9, lr 0.01 (our
-choice), batch 100, 1000 updates (quick: depths 22 and 30 only); at init, the std of the logits over that of the
-first layer's pre-activation on 1000 test images, over 5 nets, beside the theory 2^(-L/2) and 1.
-What differs: architecture, dataset and budget (about 2 epochs against their ~100). The derivation
-is for the expected variance; one net of width 100 scatters around it (30 layers, He: five nets
-0.13-1.22, mean 0.53; at width 400 0.57-1.10, mean 0.84), so the signal claims allow a factor 2.
-He's 30-layer nets are unstable at lr 0.01: some seeds climb back towards chance after training.
+The paper's claim, our setup and what differs: PAPER below.
 Runtime: cpu preset (3 seeds) 92 s, quick 49 s (as tests/ runs it), on the 2-core dev machine, 2 workers
 (2026-12-03).
 """
@@ -23,8 +12,8 @@ import torch
 
 from repro import figures
 from repro.data import load
-from repro.experiment import (ANALYTIC, PHENOMENON, Claim, Paper, TrialConfig, Variant, at_least, at_most,
-                              chance_loss, md_table, stats, trials_of)
+from repro.experiment import (ANALYTIC, PHENOMENON, Claim, Paper, Run, Trial, TrialConfig, Variant, at_least, at_most,
+                              chance_loss, md_table, stats)
 from repro.nets import build_model, weighted_layers
 
 TITLE = "He et al. 2015: He init and very deep ReLU nets"
@@ -41,6 +30,18 @@ PAPER = Paper(
              "signal at init (their Sec. 2.2)":
              "Sec. 2.2 (no figure): Var[y_L]/Var[y_1] = prod(0.5 n_l Var[w_l]): 1 with He init, 2^(-L) "
              "in variance with Xavier's, about 1/2000 in std at 22 layers and 1/32768 at 30."},
+    claim="for ReLU, Var[y_L] = Var[y_1] prod(0.5 n_l Var[w_l]), so Var[w] = 2/n_in keeps the signal's size through "
+          "depth, while Xavier's 1/n_in halves its variance at every layer: 2^(-L/2) in standard deviation over L "
+          "layers. A 22-layer net trains with either init (He reduces the error earlier, their Fig. 2); at 30 layers "
+          "Xavier \"completely stalls\" while He converges (Fig. 3).",
+    setup="the paper's nets are ImageNet CNNs; here ReLU MLPs of 10, 22 and 30 hidden layers of 100 on MNIST, N(0, "
+          "2/n_in) against N(0, 1/n_in) on every layer, SGD with momentum 0.9, lr 0.01 (our choice), batch 100, 1000 "
+          "updates (quick: depths 22 and 30 only); at init, the std of the logits over that of the first layer's "
+          "pre-activation on 1000 test images, over 5 nets, beside the theory 2^(-L/2) and 1.",
+    differs="architecture, dataset and budget (about 2 epochs against their ~100). The derivation is for the expected "
+            "variance; one net of width 100 scatters around it (30 layers, He: five nets 0.13-1.22, mean 0.53; at "
+            "width 400 0.57-1.10, mean 0.84), so the signal claims allow a factor 2. He's 30-layer nets are unstable "
+            "at lr 0.01: some seeds climb back towards chance after training.",
 )
 
 PRESETS = {
@@ -54,12 +55,13 @@ NET = TrialConfig(activation="relu", optimizer="momentum", lr=0.01, momentum=0.9
                   eval_every=EVAL_EVERY)
 
 
-def name(init: str, depth: int) -> str:
-    return f"{INITS[init]}, {depth} layers"
+def variant_id(init: str, depth: int) -> str:
+    return f"{init}-depth{depth}"
 
 
 def variants(p: dict) -> list[Variant]:
-    return [Variant(name(init, d), NET.replace(widths=(WIDTH,) * d, init=init, iters=p["iters"]), group=f"depth {d}")
+    return [Variant(variant_id(init, d), NET.replace(widths=(WIDTH,) * d, init=init, iters=p["iters"]), group=f"depth {d}",
+                    label=f"{INITS[init]}, {d} layers")
             for d in p["depths"] for init in INITS]
 
 
@@ -76,22 +78,22 @@ def theory(init: str, depth: int) -> float:
     return 1.0 if init == "he" else 2.0 ** (-depth / 2)
 
 
-def leaves_chance_at(trial: dict, loss: float) -> float:
+def leaves_chance_at(trial: Trial, loss: float) -> float:
     """The first evaluation step whose training loss is below ``loss``; inf if none."""
-    return next((pt["step"] for pt in trial["history"] if pt.get("loss_train", math.inf) < loss), math.inf)
+    return next((pt["step"] for pt in trial.history if pt.get("loss_train", math.inf) < loss), math.inf)
 
 
-def lowest_loss(trial: dict) -> float:
+def lowest_loss(trial: Trial) -> float:
     """The lowest training loss of any evaluation (He's 30-layer nets are unstable at this rate: some
     seeds climb back towards chance after they have trained)."""
-    return min((pt["loss_train"] for pt in trial["history"] if "loss_train" in pt), default=math.inf)
+    return min((pt["loss_train"] for pt in trial.history if "loss_train" in pt), default=math.inf)
 
 
 def training_figure(ctx, p: dict) -> str:
     fig, axes = figures.new(1, len(p["depths"]), size=(3.6, 3.1), sharey=True)
     for ax, d in zip(axes[0], p["depths"]):
         for init in INITS:
-            figures.band(ax, ctx.trials[name(init, d)], "loss_train", INITS[init])
+            figures.band(ax, ctx.trials[variant_id(init, d)], "loss_train", INITS[init])
         ax.set(title=f"{d} hidden layers", xlabel="updates (batch 100)", ylabel="training loss")
         ax.legend(fontsize=8)
     return figures.save(fig, ctx.out_dir / "training_at_depth.png", ctx.logdir, "he2015/training_at_depth")
@@ -110,7 +112,7 @@ def signal_figure(signal: dict, depths) -> "figures.plt.Figure":
 
 
 def extras(p: dict, ctx) -> dict:
-    x = load(ctx.trials[name("he", p["depths"][0])][0]["config"]["dataset"]).x_test[:1000]
+    x = load(ctx.trials[variant_id("he", p["depths"][0])][0].config["dataset"]).x_test[:1000]
     signal = {init: {str(d): [signal_ratio(init, d, x, s) for s in range(SIGNAL_NETS)] for d in p["depths"]} for init in INITS}
     rows = [[INITS[init], d, f"{stats(signal[init][str(d)])['mean']:.3g}", f"{theory(init, d):.3g}"]
             for init in INITS for d in p["depths"]]
@@ -123,12 +125,12 @@ def extras(p: dict, ctx) -> dict:
                        f"{SIGNAL_NETS} nets": md_table(["init", "hidden layers", "measured", "theory"], rows)}}
 
 
-def claims(results: dict) -> list[Claim]:
-    depths = results["params"]["depths"]
-    signal = results["extras"]["signal"]
+def claims(results: Run) -> list[Claim]:
+    depths = results.params["depths"]
+    signal = results.extras["signal"]
     deepest, mid = max(depths), sorted(depths)[-2]
-    chance = chance_loss(results, name("he", deepest))
-    left = {(init, d): [leaves_chance_at(t, 0.9 * chance) for t in trials_of(results, name(init, d))]
+    chance = chance_loss(results, variant_id("he", deepest))
+    left = {(init, d): [leaves_chance_at(t, 0.9 * chance) for t in results.trials_of(variant_id(init, d))]
             for init in INITS for d in depths}
     start = {key: max(steps) for key, steps in left.items()}  # the slowest seed
     # log2 distance between measured and theory, worst depth: the derivation within a factor of 2. He's
@@ -144,11 +146,11 @@ def claims(results: dict) -> list[Claim]:
                  EVAL_EVERY),
         at_most("deep-22-both-converge", PHENOMENON, f"{mid} layers: both inits leave chance within the budget "
                 "(the slower init's slowest seed, in updates)", max(start["xavier", mid], start["he", mid]),
-                results["params"]["iters"]),
+                results.params["iters"]),
         at_least("deep-30-he-trains", PHENOMENON, f"{deepest} layers: He trains: every seed's training loss falls below "
                  "half of chance's ln classes (margin: half chance minus the slowest seed's lowest loss)",
-                 0.5 * chance - max(lowest_loss(t) for t in trials_of(results, name("he", deepest))), 0.0),
+                 0.5 * chance - max(lowest_loss(t) for t in results.trials_of(variant_id("he", deepest))), 0.0),
         at_least("deep-30-xavier-stalls", PHENOMENON, f"{deepest} layers: Xavier stalls: its training loss stays at chance "
                  "(>= 0.9 ln classes) for at least half the budget (first step below, fastest seed, over iters)",
-                 min(min(left["xavier", deepest]) / results["params"]["iters"], 1.0), 0.5),
+                 min(min(left["xavier", deepest]) / results.params["iters"], 1.0), 0.5),
     ]

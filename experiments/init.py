@@ -21,12 +21,11 @@ import math
 import torch
 
 from repro import figures
-from repro.experiment import (ANALYTIC, PHENOMENON, BOOK_NET, Claim, Variant, agg, at_least, at_most, between, book_loss_reference,
-                              chance_loss,
-                              format_stats, is_true, md_table, per_seed_table, stats)
+from repro.experiment import (ANALYTIC, PHENOMENON, BOOK_NET, Claim, Run, Variant, at_least, at_most, between,
+                              book_loss_reference, chance_loss, format_stats, is_true, md_table, per_seed_table, stats)
+from repro.layout import safe_name
 from repro.nets import ACTIVATION_MODULES, init_variance, init_weight
 from repro.probes import ASYMPTOTES, activation_stats
-from repro.tb import safe_name
 
 TITLE = "Section 1-2: weight initialisation (activation distributions, training, symmetry)"
 
@@ -42,27 +41,28 @@ WIDTH, LAYERS, SAMPLES = 100, 5, 1000
 
 # post_loss_every: the loss the book prints (after the update, on the step's batch) every 100 steps
 BOOK = BOOK_NET.replace(optimizer="sgd", lr=0.01, post_loss_every=100)
-TRAINING = [  # name, activation, init, the book's figure (repro.experiment.book_loss_reference)
-    ("relu + N(0,0.01)", "relu", "normal:0.01", 2.302),
-    ("relu + xavier", "relu", "xavier", 0.323),
-    ("relu + he", "relu", "he", 0.239),
-    ("sigmoid + N(0,1)", "sigmoid", "normal:1", None),
-    ("sigmoid + xavier", "sigmoid", "xavier", None),
+TRAINING = [  # id, label, activation, init, the book's figure (repro.experiment.book_loss_reference)
+    ("relu-n0.01", "relu + N(0,0.01)", "relu", "normal:0.01", 2.302),
+    ("relu-xavier", "relu + xavier", "relu", "xavier", 0.323),
+    ("relu-he", "relu + he", "relu", "he", 0.239),
+    ("sigmoid-n1", "sigmoid + N(0,1)", "sigmoid", "normal:1", None),
+    ("sigmoid-xavier", "sigmoid + xavier", "sigmoid", "xavier", None),
 ]
-SYMMETRY = [("relu + zeros", "relu", "zeros"), ("sigmoid + zeros", "sigmoid", "zeros"),
-            ("relu + constant 0.01", "relu", "constant:0.01")]
+SYMMETRY = [("relu-zeros", "relu + zeros", "relu", "zeros"), ("sigmoid-zeros", "sigmoid + zeros", "sigmoid", "zeros"),
+            ("relu-constant0.01", "relu + constant 0.01", "relu", "constant:0.01")]
+LABELS = {vid: label for vid, label, *_ in TRAINING + SYMMETRY}
 
 
 def variants(p: dict) -> list[Variant]:
     out = []
-    for name, act, init, ref in TRAINING:
+    for vid, label, act, init, ref in TRAINING:
         cfg = BOOK.replace(activation=act, init=init, iters=p["iters"], eval_every=p["eval_every"])
-        out.append(Variant(name, cfg, group="book: relu" if act == "relu" else "sigmoid",
+        out.append(Variant(vid, cfg, group="book: relu" if act == "relu" else "sigmoid",
                            reference=book_loss_reference(ref), metric="post_update_loss",
-                           keep_state=init == "he"))  # He: the units-differ baseline
-    for name, act, init in SYMMETRY:  # the same budget as He, so the accuracies compare
+                           keep_state=init == "he", label=label))  # He: the units-differ baseline
+    for vid, label, act, init in SYMMETRY:  # the same budget as He, so the accuracies compare
         cfg = BOOK.replace(activation=act, init=init, iters=p["iters"], eval_every=p["eval_every"])
-        out.append(Variant(name, cfg, group="symmetry", keep_state=True))
+        out.append(Variant(vid, cfg, group="symmetry", keep_state=True, label=label))
     return out
 
 
@@ -185,9 +185,9 @@ def activation_table(activation: str, cells: dict) -> str:
 
 
 def symmetry_table(symmetry: dict, trials: dict) -> str:
-    rows = [[name, f"{max(m['unit_spread']):.3g}", f"{max(m['hidden_move']):.3g}" if "hidden_move" in m else "-",
-             format_stats(stats([t["summary"]["final_test_acc"] for t in trials[name]]))]
-            for name, m in symmetry.items()]
+    rows = [[LABELS[vid], f"{max(m['unit_spread']):.3g}", f"{max(m['hidden_move']):.3g}" if "hidden_move" in m else "-",
+             format_stats(stats([t.summary["final_test_acc"] for t in trials[vid]]))]
+            for vid, m in symmetry.items()]
     return md_table(["variant", "largest difference between units", "largest move of hidden weights",
                      "test accuracy"], rows)
 
@@ -206,16 +206,16 @@ def extras(p: dict, ctx) -> dict:
             histogram_grid(act, first, cells), ctx.out_dir / f"activations_{act}.png", ctx.logdir, f"init/{act}")
         out["tables"][f"{act}: randn(1000, 100) through 5 bias-free layers of 100, mean over "
                       f"{p['act_seeds']} seeds; theory: variance propagation"] = activation_table(act, cells)
-    inits = {name: init for name, _, init in SYMMETRY}
-    for name, states in ctx.states.items():
-        out["symmetry"][name] = {"unit_spread": [max(map(unit_spread, hidden_weights(s))) for s in states]}
-        if name in inits:
-            out["symmetry"][name]["hidden_move"] = [largest_move(s, inits[name]) for s in states]
+    inits = {vid: init for vid, _, _, init in SYMMETRY}
+    for vid, states in ctx.states.items():
+        out["symmetry"][vid] = {"unit_spread": [max(map(unit_spread, hidden_weights(s))) for s in states]}
+        if vid in inits:
+            out["symmetry"][vid]["hidden_move"] = [largest_move(s, inits[vid]) for s in states]
     out["tables"]["training: the book's statistic (loss on the step's batch after its update, mean of iterations "
                   f"{p['iters'] // 2}, {p['iters'] // 2 + 100}, ..., {p['iters'] - 100}; the book's: 1000-1900 of "
                   "2000) per seed, beside the book's single run"] = per_seed_table(
-        ctx.trials, [(name, ref) for name, _, _, ref in TRAINING], "post_update_loss", "book (one run)",
-        ("late_loss", "ours: mean batch loss before the update, 2nd half"))
+        ctx.trials, [(vid, ref) for vid, _, _, _, ref in TRAINING], "post_update_loss", "book (one run)",
+        ("late_loss", "ours: mean batch loss before the update, 2nd half"), LABELS)
     out["tables"]["symmetry: hidden layers' incoming weights after training (worst seed)"] = \
         symmetry_table(out["symmetry"], ctx.trials)
     return out
@@ -228,17 +228,15 @@ def extras(p: dict, ctx) -> dict:
 # at most 0.0007 / 0.0014; He below Xavier by 1.27 / 0.096 in the closest seed; copies' spread 0 /
 # 4e-9, He's at least 0.94 / 0.99; sigmoid-zeros move 4.1e-6-5.8e-6 / 4.1e-5-4.4e-5; constant over
 # zeros 225 / 561; He over the best copy 0.735 / 0.686 in test accuracy.
-def claims(results: dict) -> list[Claim]:
-    acts, sym = results["extras"]["activations"], results["extras"]["symmetry"]
-    trials = {name: [t["summary"]["late_loss"] for t in results["trials"] if t["variant"] == name]
-              for name, *_ in TRAINING}
+def claims(results: Run) -> list[Claim]:
+    acts, sym = results.extras["activations"], results.extras["symmetry"]
     he_sd, xavier_sd = seed_mean(acts["relu"]["he"], "std"), seed_mean(acts["relu"]["xavier"], "std")
     small = acts["sigmoid"]["normal:0.01"]
     theory_error = max(abs(m / t - 1) for cells in acts.values() for cell in cells.values()
                        for m, t in zip(seed_mean(cell, "std"), cell["theory_std"]))
-    copies = [name for name, *_ in SYMMETRY]
+    copies = [vid for vid, *_ in SYMMETRY]
     dead = [v for cell in acts["relu"].values() for v in seed_mean(cell, "dead")]
-    move = {name: sym[name]["hidden_move"] for name in copies}
+    move = {vid: sym[vid]["hidden_move"] for vid in copies}
     return [
         at_least("sigmoid-n1-saturates", ANALYTIC, "sigmoid + N(0, 1): over 60% of activations saturated in every layer (least layer, seed mean)",
                  min(seed_mean(acts["sigmoid"]["normal:1"], "saturated")), 0.6),
@@ -260,25 +258,26 @@ def claims(results: dict) -> list[Claim]:
                 theory_error, 0.15),
         at_most("relu-n001-stuck-at-ln10", PHENOMENON, "training: ReLU + N(0, 0.01) stays within 0.01 of the chance loss ln(classes) "
                 "(late loss, farthest seed)",
-                max(abs(v - chance_loss(results, "relu + N(0,0.01)")) for v in trials["relu + N(0,0.01)"]), 0.01),
+                max(abs(v - chance_loss(results, "relu-n0.01")) for v in results.variant("relu-n0.01").values("late_loss")),
+                0.01),
         is_true("relu-he-below-xavier", PHENOMENON, "training: ReLU + He ends below ReLU + Xavier (late loss, margin of the means)",
-                agg(results, "relu + he", "late_loss") < agg(results, "relu + xavier", "late_loss"),
-                agg(results, "relu + xavier", "late_loss") - agg(results, "relu + he", "late_loss")),
+                results.agg("relu-he", "late_loss") < results.agg("relu-xavier", "late_loss"),
+                results.agg("relu-xavier", "late_loss") - results.agg("relu-he", "late_loss")),
         at_most("symmetric-init-identical-units", PHENOMENON, "zero/constant init: every hidden unit keeps identical incoming weights "
                 "(largest difference between units, any variant and seed)",
-                max(max(sym[n]["unit_spread"]) for n in copies), 1e-6),
+                max(max(sym[vid]["unit_spread"]) for vid in copies), 1e-6),
         at_least("he-init-units-differ", PHENOMENON, "... while from He init the units differ (smallest difference between units, any seed)",
-                 min(sym["relu + he"]["unit_spread"]), 0.1),
+                 min(sym["relu-he"]["unit_spread"]), 0.1),
         at_most("relu-zeros-never-moves", PHENOMENON, "ReLU + zeros: the hidden weights never move (largest |W|, any seed)",
-                max(move["relu + zeros"]), 0.0),
+                max(move["relu-zeros"]), 0.0),
         at_least("sigmoid-zeros-gets-gradient", PHENOMENON, "sigmoid + zeros: the hidden weights do get a gradient (largest move, least seed)",
-                 min(move["sigmoid + zeros"]), 1e-7),
+                 min(move["sigmoid-zeros"]), 1e-7),
         at_most("sigmoid-zeros-barely-moves", PHENOMENON, "... but barely move: a saddle it does not leave (largest move, any seed)",
-                max(move["sigmoid + zeros"]), 1e-3),
+                max(move["sigmoid-zeros"]), 1e-3),
         at_least("relu-constant-learns-as-copies", PHENOMENON, "ReLU + constant 0.01 learns, as copies: its hidden weights move >= 50x more than from zeros "
                  "(least constant seed / largest sigmoid-zeros seed)",
-                 min(move["relu + constant 0.01"]) / max(move["sigmoid + zeros"]), 50),
+                 min(move["relu-constant0.01"]) / max(move["sigmoid-zeros"]), 50),
         at_least("copies-waste-width", PHENOMENON, "a network of copies wastes its width: test accuracy below He's by >= 0.5 "
                  "(He - best copy, means)",
-                 agg(results, "relu + he") - max(agg(results, n) for n in copies), 0.5),
+                 results.agg("relu-he") - max(results.agg(vid) for vid in copies), 0.5),
     ]

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from repro import figures
 from repro.data import load
-from repro.experiment import (FIGURE, PHENOMENON, DEEP_CONVNET, chance_accuracy, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most, between,
-                              is_true)
+from repro.experiment import (FIGURE, PHENOMENON, DEEP_CONVNET, chance_accuracy, Claim, Reference, Run, TrialConfig, Variant,
+                              at_least, at_most, between, is_true)
 from repro.nets import activation_layers, build_model
 from repro.engine import seeded_generators
 
@@ -48,15 +48,16 @@ PRESETS = {
               "compare_depth": False},
 }
 
-BOOK_VARIANTS = {
-    "DeepConvNet (book)": DEEP_CONVNET,
-    "DeepConvNet + BN": DEEP_CONVNET.replace(batchnorm=True),
-    "residual DeepConvNet + BN": DEEP_CONVNET.replace(
-        conv=("16", "r16", "pool", "32", "r32", "pool", "64", "r64", "pool"), batchnorm=True),
+BOOK_VARIANTS = {  # id: label, config
+    "deepconvnet": ("DeepConvNet (book)", DEEP_CONVNET),
+    "deepconvnet-bn": ("DeepConvNet + BN", DEEP_CONVNET.replace(batchnorm=True)),
+    "residual-deepconvnet-bn": ("residual DeepConvNet + BN", DEEP_CONVNET.replace(
+        conv=("16", "r16", "pool", "32", "r32", "pool", "64", "r64", "pool"), batchnorm=True)),
 }
 DEPTH_NET = TrialConfig(model="cnn", widths=(), activation="relu", init="he", optimizer="momentum",
                         momentum=0.9, batch_size=100, test_size=2000, train_eval_size=1000)
-FAMILIES = {"plain": (False, False), "plain + BN": (False, True), "residual + BN": (True, True)}  # residual, BN
+FAMILIES = {"plain": ("plain", False, False), "plain + BN": ("plain-bn", False, True),   # name: id, residual, BN
+            "residual + BN": ("residual-bn", True, True)}
 STEM = ("16", "pool", "16", "pool")
 
 
@@ -66,8 +67,8 @@ def depth_stack(depth: int, residual: bool) -> tuple[str, ...]:
     return STEM + body + ("gap",)
 
 
-def depth_name(family: str, depth: int) -> str:
-    return f"{family}, {depth} conv layers"
+def depth_id(family: str, depth: int) -> str:
+    return f"{FAMILIES[family][0]}-depth{depth}"
 
 
 # the book's train_deepnet.py: final test accuracy on all 10000 test images after 20 epochs
@@ -75,16 +76,16 @@ BOOK_REFERENCE = Reference("final_test_acc", 0.9938, 0.9938, "book", describes=(
 
 
 def variants(p: dict) -> list[Variant]:
-    out = [Variant(name, cfg.replace(iters=p["iters"], eval_every=p["eval_every"], test_size=p["test_size"],
-                                     train_eval_size=p["train_eval_size"]),
-                   group="DeepConvNet", reference=BOOK_REFERENCE if name == "DeepConvNet (book)" else None)
-           for name, cfg in BOOK_VARIANTS.items()]
+    out = [Variant(vid, cfg.replace(iters=p["iters"], eval_every=p["eval_every"], test_size=p["test_size"],
+                                    train_eval_size=p["train_eval_size"]),
+                   group="DeepConvNet", reference=BOOK_REFERENCE if vid == "deepconvnet" else None, label=label)
+           for vid, (label, cfg) in BOOK_VARIANTS.items()]
     for depth in p["depths"]:
         assert depth % 2 == 0 and depth >= 4, "depths are 2 stem convs plus whole residual blocks (even)"
-        for family, (residual, bn) in FAMILIES.items():
+        for family, (_, residual, bn) in FAMILIES.items():
             cfg = DEPTH_NET.replace(conv=depth_stack(depth, residual), batchnorm=bn, lr=p["depth_lr"],
                                     iters=p["depth_iters"], eval_every=p["depth_eval_every"])
-            out.append(Variant(depth_name(family, depth), cfg, group="depth study"))
+            out.append(Variant(depth_id(family, depth), cfg, group="depth study", label=f"{family}, {depth} conv layers"))
     return out
 
 
@@ -117,15 +118,15 @@ def body_ratio(norms: dict[str, float], stem_layers: int = 2) -> float:
 def init_gradient_flow(p: dict, ctx) -> dict:
     """family -> depth -> {"layers": [k], "norms": [[per seed]], "ratios": [per seed]}, for the figure and claims."""
     flow = {}
-    first = ctx.trials[depth_name("plain", p["depths"][0])][0]["config"]
+    first = ctx.trials[depth_id("plain", p["depths"][0])][0].config
     # one training batch of the variants' own size: the first batch_size training images
     data = load(first["dataset"], device=ctx.device, train_size=first["batch_size"], flatten=False)
     for family in FAMILIES:
         for depth in p["depths"]:
             entry = flow.setdefault(family, {}).setdefault(str(depth), {"norms": [], "ratios": []})
-            for trial in ctx.trials[depth_name(family, depth)]:
-                cfg = TrialConfig.from_dict(trial["config"])
-                model = build_model(cfg, seeded_generators(trial["seed"])[1], tuple(data.x_train.shape[1:]))
+            for trial in ctx.trials[depth_id(family, depth)]:
+                cfg = TrialConfig.from_dict(trial.config)
+                model = build_model(cfg, seeded_generators(trial.seed)[1], tuple(data.x_train.shape[1:]))
                 norms = activation_grad_norms(model.to(ctx.device).train(), data.x_train, data.y_train)
                 entry["layers"] = [int(name[3:]) for name in norms]
                 entry["norms"].append(list(norms.values()))
@@ -152,9 +153,9 @@ def extras(p: dict, ctx) -> dict:
     fig, axes = figures.new(1, len(p["depths"]), size=(3.6, 3.0))
     for ax, depth in zip(axes[0], p["depths"]):
         for family in FAMILIES:
-            trials = ctx.trials[depth_name(family, depth)]
+            trials = ctx.trials[depth_id(family, depth)]
             for i, t in enumerate(trials):
-                points = [q for q in t["history"] if not q.get("diverged")]
+                points = [q for q in t.history if not q.get("diverged")]
                 ax.plot([q["step"] for q in points], [q["accuracy_test"] for q in points],
                         color=f"C{list(FAMILIES).index(family)}", alpha=0.8, label=family if i == 0 else None)
         ax.set(title=f"{depth} conv layers", xlabel="iteration", ylabel="test accuracy", ylim=(0, 1))
@@ -165,17 +166,17 @@ def extras(p: dict, ctx) -> dict:
                         "test accuracy during training, per depth (one line per seed)": curves}}
 
 
-def claims(results: dict) -> list[Claim]:
-    p, flow = results["params"], results["extras"]["init_gradient_flow"]
+def claims(results: Run) -> list[Claim]:
+    p, flow = results.params, results.extras["init_gradient_flow"]
     deep, shallow = max(p["depths"]), min(p["depths"])
     ratio = {(f, d): geometric_mean(flow[f][str(d)]["ratios"]) for f in FAMILIES for d in p["depths"]}
     residual_worst = max((ratio["residual + BN", d] for d in p["depths"]), key=lambda r: abs(math.log(r)))
-    acc = {(f, d): agg(results, depth_name(f, d)) for f in FAMILIES for d in p["depths"]}
+    acc = {(f, d): results.agg(depth_id(f, d)) for f in FAMILIES for d in p["depths"]}
     trained = min(acc["plain + BN", deep], acc["residual + BN", deep])
-    stuck = 2.5 * chance_accuracy(results, depth_name("plain", deep))   # 0.25 on ten classes
+    stuck = 2.5 * chance_accuracy(results, depth_id("plain", deep))   # 0.25 on ten classes
     out = [
         at_least("deepconvnet-book-accuracy", FIGURE, f"DeepConvNet (book setup): test accuracy after {p['iters']} iterations (mean over seeds)",
-                 agg(results, "DeepConvNet (book)"), p["min_acc"]),
+                 results.agg("deepconvnet"), p["min_acc"]),
         between("residual-bn-passes-gradient", PHENOMENON, "at init, residual + BN passes the gradient through depth unchanged: body first/last gradient "
                 "ratio at every depth (worst, geometric mean over seeds)", residual_worst, 0.5, 2.0),
         at_least("plain-bn-gradient-grows", PHENOMENON, f"at init, plain + BN: the gradient grows towards the input (body first/last ratio at {deep} "

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from repro import figures
-from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, BOOK_NET, chance_accuracy, chance_loss, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most, blows_up_at,
-                              book_loss_reference, diverged, is_true, md_table, mean_of, per_seed_table, seed_curve)
+from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, BOOK_NET, chance_accuracy, chance_loss, Claim, Reference, Run, Trial,
+                              TrialConfig, Variant, at_least, at_most, blows_up_at, book_loss_reference, diverged, is_true,
+                              md_table, mean_of, per_seed_table, seed_curve)
 from repro.optim import build_optimizer, make_scheduler
 
 TITLE = "Section 2: optimisers (SGD ... Adam), learning-rate sensitivity, decay"
@@ -48,7 +49,7 @@ COURSE = TrialConfig(widths=(40, 20), activation="sigmoid", init="normal:0.01", 
 COURSE_RUNS = [("sgd", 0.01, (0.11, 0.11)), ("momentum", 0.01, (0.10, 0.10)), ("momentum", 0.3, (0.93, 0.93)),
                ("adagrad", 0.1, (0.92, 0.94)), ("rmsprop", 0.01, (0.94, 0.94)), ("adam", 0.01, (0.943, 0.948)),
                ("rmsprop", 0.1, (0.10, 0.10)), ("adam", 0.1, (0.10, 0.10))]   # the course: "diverge"
-COURSE_TOO_LARGE = [(f"course: {opt} 0.1", 0.10) for opt in ("rmsprop", "adam")]
+COURSE_TOO_LARGE = [("rmsprop", 0.1, 0.10), ("adam", 0.1, 0.10)]   # optimiser, lr, the course's figure
 PATHS = [("SGD", "sgd", 0.95), ("Momentum", "momentum", 0.1), ("Nesterov", "nesterov", 0.1),
          ("AdaGrad", "adagrad", 1.5), ("RMSProp", "rmsprop", 0.1), ("Adam", "adam", 0.3)]
 BOOK_FOUR = ("SGD", "Momentum", "AdaGrad", "Adam")
@@ -59,36 +60,40 @@ START, STEPS = (-7.0, 2.0), 30
 BLOW_UP = 10.0
 
 
-def book_name(optimizer: str, lr: float) -> str:
-    """Book-network variants share one name per (optimiser, rate): the grid reuses the book's runs."""
-    return f"{optimizer} {lr:g}"
+def book_id(optimizer: str, lr: float) -> str:
+    """Book-network variants share one id per (optimiser, rate): the grid reuses the book's runs."""
+    return f"{optimizer}-{lr:g}"
 
 
-def decay_runs(p: dict) -> list[tuple[str, TrialConfig]]:
-    """Decayed large rate, the same rate constant, the small constant rate: judged on the loss over
-    the whole training set, evaluated only a few times because that is costly."""
+def course_id(optimizer: str, lr: float) -> str:
+    return f"course-{optimizer}-{lr:g}"
+
+
+def decay_runs(p: dict) -> list[tuple[str, str, TrialConfig]]:
+    """(id, label, config) of the decayed large rate, the same rate constant, the small constant rate:
+    judged on the loss over the whole training set, evaluated only a few times because that is costly."""
     decay = BOOK.replace(optimizer="sgd", batch_size=p["decay_batch"], iters=p["decay_iters"],
                          eval_every=p["decay_iters"] // 4, train_eval_size=60000)
     runs = ((p["decay_lr"], "cosine"), (p["decay_lr"], "constant"), (0.01, "constant"))
-    return [(f"decay: sgd {lr:g} {schedule}", decay.replace(lr=lr, schedule=schedule)) for lr, schedule in runs]
+    return [(f"decay-sgd-{lr:g}-{schedule}", f"decay: sgd {lr:g} {schedule}", decay.replace(lr=lr, schedule=schedule))
+            for lr, schedule in runs]
 
 
 def variants(p: dict) -> list[Variant]:
     book = BOOK.replace(iters=p["book_iters"], eval_every=p["eval_every"])
-    out = {book_name(opt, lr): Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr), "book setup",
-                                       book_loss_reference(figure), metric="post_update_loss")
+    out = {book_id(opt, lr): Variant(book_id(opt, lr), book.replace(optimizer=opt, lr=lr), "book setup",
+                                     book_loss_reference(figure), metric="post_update_loss", label=f"{opt} {lr:g}")
            for opt, lr, figure in BOOK_RUNS}
     for opt in ("sgd", "adam"):
         for lr in p["grid"]:
-            out.setdefault(book_name(opt, lr), Variant(book_name(opt, lr), book.replace(optimizer=opt, lr=lr),
-                                                       "learning rate", metric="final_train_loss"))
+            out.setdefault(book_id(opt, lr), Variant(book_id(opt, lr), book.replace(optimizer=opt, lr=lr),
+                                                     "learning rate", metric="final_train_loss", label=f"{opt} {lr:g}"))
     course = COURSE.replace(iters=p["course_iters"], eval_every=p["course_iters"] // 10)
     for opt, lr, ref in COURSE_RUNS:
-        name = f"course: {opt} {lr:g}"
-        out[name] = Variant(name, course.replace(optimizer=opt, lr=lr), "course setup",
-                            Reference("final_test_acc", *ref, "course"))
-    for name, cfg in decay_runs(p):
-        out[name] = Variant(name, cfg, "decay", metric="final_train_loss")
+        out[course_id(opt, lr)] = Variant(course_id(opt, lr), course.replace(optimizer=opt, lr=lr), "course setup",
+                                          Reference("final_test_acc", *ref, "course"), label=f"course: {opt} {lr:g}")
+    for vid, label, cfg in decay_runs(p):
+        out[vid] = Variant(vid, cfg, "decay", metric="final_train_loss", label=label)
     return list(out.values())
 
 
@@ -117,11 +122,11 @@ def sign_changes(values) -> int:
 
 # ---- a rate too large: diverged (the engine's rule), or blown up while still finite ----
 
-def divergence(trial: dict) -> tuple[str, int | None]:
+def divergence(trial: Trial) -> tuple[str, int | None]:
     """("diverged", step) where the engine stopped the trial at a NaN/inf loss; ("blew up", step) at
     the first step whose batch loss exceeds BLOW_UP x the first batch's; else ("ok", None)."""
     if diverged(trial):
-        return "diverged", trial["diverged_at"]
+        return "diverged", trial.diverged_at
     step = blows_up_at(trial, BLOW_UP)
     return ("blew up", step) if step is not None else ("ok", None)
 
@@ -140,8 +145,9 @@ def extras(p: dict, ctx) -> dict:
                            "final_f": float(valley(paths[label][-1])), "distance": float(paths[label][-1].norm()),
                            "y_sign_changes": sign_changes(paths[label][:, 1].tolist())}
                    for label, opt, lr in PATHS}
-    grid = {opt: {lr: [divergence(t) for t in ctx.trials[book_name(opt, lr)]] for lr in p["grid"]}
+    grid = {opt: {lr: [divergence(t) for t in ctx.trials[book_id(opt, lr)]] for lr in p["grid"]}
             for opt in ("sgd", "adam")}
+    labels = {v.id: v.label for v in variants(p)}
     out = ctx.out_dir
     return {
         "valley": valley_runs,
@@ -149,10 +155,12 @@ def extras(p: dict, ctx) -> dict:
         "tables": {"book setup: the book's statistic (loss on the step's batch after its update, mean of iterations "
                    f"{p['book_iters'] // 2}, {p['book_iters'] // 2 + 100}, ..., {p['book_iters'] - 100}; the book's: "
                    "1000-1900 of 2000) per seed, beside the book's single run":
-                   per_seed_table(ctx.trials, [(book_name(o, lr), f) for o, lr, f in BOOK_RUNS], "post_update_loss",
-                                  "book (one run)", ("late_loss", "ours: mean batch loss before the update, 2nd half")),
+                   per_seed_table(ctx.trials, [(book_id(o, lr), f) for o, lr, f in BOOK_RUNS], "post_update_loss",
+                                  "book (one run)", ("late_loss", "ours: mean batch loss before the update, 2nd half"),
+                                  labels),
                    "course setup at lr 0.1 (the course: RMSProp and Adam diverge, about 0.10): final test accuracy "
-                   "per seed": per_seed_table(ctx.trials, COURSE_TOO_LARGE, "final_test_acc", "course (one run)"),
+                   "per seed": per_seed_table(ctx.trials, [(course_id(o, lr), f) for o, lr, f in COURSE_TOO_LARGE],
+                                             "final_test_acc", "course (one run)", labels=labels),
                    "2-D valley f = x^2/20 + y^2 from (-7, 2), 30 steps": valley_table(valley_runs),
                    f"learning-rate grid (book network; diverged: loss NaN/inf; blew up: a batch loss above "
                    f"{BLOW_UP:g}x the first)":
@@ -187,7 +195,7 @@ def grid_table(p: dict, trials: dict, grid: dict) -> str:
     for lr in p["grid"]:
         cells = [f"{lr:g}"]
         for opt in ("sgd", "adam"):
-            runs = trials[book_name(opt, lr)]
+            runs = trials[book_id(opt, lr)]
             cells += [f"{mean_of(runs, 'final_train_loss'):.4f}", f"{mean_of(runs, 'final_test_acc'):.3f}",
                       _status(grid[opt][lr])]
         rows.append(cells)
@@ -209,17 +217,17 @@ def valley_figure(paths: dict):
 def curves_figure(trials: dict):
     fig, axes = figures.new(1, 2, size=(5.0, 3.6))
     for k, (opt, lr, _) in enumerate(BOOK_RUNS):
-        runs = trials[book_name(opt, lr)]
-        smooth = moving_average(np.mean([t["batch_loss"] for t in runs], 0), 50)
+        runs = trials[book_id(opt, lr)]
+        smooth = moving_average(np.mean([t.batch_loss for t in runs], 0), 50)
         axes[0][0].plot(np.arange(len(smooth)) + 50, smooth, color=f"C{k}", label=f"{opt} {lr:g}")
         # the book's printed points, from step 100 (step 0's is RMSProp's first, huge, step)
-        after = np.array([[loss for step, loss in t["post_update_loss"] if step] for t in runs])
-        axes[0][0].plot([s for s, _ in runs[0]["post_update_loss"] if s], after.mean(0), "o", color=f"C{k}", ms=3)
+        after = np.array([[loss for step, loss in t.post_update_loss if step] for t in runs])
+        axes[0][0].plot([s for s, _ in runs[0].post_update_loss if s], after.mean(0), "o", color=f"C{k}", ms=3)
     axes[0][0].set(yscale="log", xlabel="iteration", ylabel="batch loss (mean of seeds)",
                    title="book: 4 x 100 ReLU, He, batch 128\nline: before the update (mean of 50 steps)\n"
                          "dots: after it, on the same batch (the book's)")
     for opt, lr, _ in COURSE_RUNS:
-        curve = seed_curve(trials[f"course: {opt} {lr:g}"], "accuracy_test")
+        curve = seed_curve(trials[course_id(opt, lr)], "accuracy_test")
         if curve is not None:
             axes[0][1].plot(curve[0], curve[1], "o-", ms=3, label=f"{opt} {lr:g}")
     axes[0][1].set(ylim=(0, 1), xlabel="iteration", ylabel="test accuracy (mean of seeds)",
@@ -233,7 +241,7 @@ def grid_figure(p: dict, trials: dict, grid: dict):
     fig, axes = figures.new(1, 2, size=(4.6, 3.6))
     for opt, colour in (("sgd", "C0"), ("adam", "C3")):
         for ax, metric in zip(axes[0], ("final_train_loss", "final_test_acc")):
-            values = [mean_of(trials[book_name(opt, lr)], metric) for lr in p["grid"]]
+            values = [mean_of(trials[book_id(opt, lr)], metric) for lr in p["grid"]]
             ax.plot(p["grid"], values, "o-", color=colour, label=opt)
             bad = [lr for lr in p["grid"] if any(kind != "ok" for kind, _ in grid[opt][lr])]
             ax.plot(bad, [1.02 if metric == "final_test_acc" else 20.0] * len(bad), "x", color=colour, ms=9)
@@ -247,15 +255,15 @@ def grid_figure(p: dict, trials: dict, grid: dict):
 
 def decay_figure(p: dict, trials: dict):
     fig, axes = figures.new(1, 2, size=(4.6, 3.6))
-    for k, (name, cfg) in enumerate(decay_runs(p)):
-        runs = [t for t in trials[name] if t["status"] == "ok"]
-        axes[0][1].plot(np.arange(1, cfg.iters + 1), lr_schedule(cfg), color=f"C{k}", label=name)
+    for k, (vid, label, cfg) in enumerate(decay_runs(p)):
+        runs = [t for t in trials[vid] if t.finished]
+        axes[0][1].plot(np.arange(1, cfg.iters + 1), lr_schedule(cfg), color=f"C{k}", label=label)
         if not runs:
             continue
-        smooth = moving_average(np.mean([t["batch_loss"] for t in runs], 0), 50)
+        smooth = moving_average(np.mean([t.batch_loss for t in runs], 0), 50)
         axes[0][0].plot(np.arange(len(smooth)) + 50, smooth, color=f"C{k}", lw=0.8, alpha=0.5)
         steps, loss, _, _ = seed_curve(runs, "loss_train")
-        axes[0][0].plot(steps, loss, "o-", color=f"C{k}", label=name)
+        axes[0][0].plot(steps, loss, "o-", color=f"C{k}", label=label)
     axes[0][0].set(yscale="log", xlabel="iteration", ylabel="loss: 60000 training images (o), batches (line)",
                    title=f"SGD, book network, batch {p['decay_batch']}, mean of seeds")
     axes[0][1].set(yscale="log", xlabel="iteration", ylabel="learning rate")
@@ -276,20 +284,19 @@ def lr_schedule(cfg: TrialConfig) -> list[float]:
     return rates
 
 
-def claims(results: dict) -> list[Claim]:
-    p, e = results["params"], results["extras"]
-    late = {opt: agg(results, book_name(opt, lr), "late_loss") for opt, lr, _ in BOOK_RUNS}
+def claims(results: Run) -> list[Claim]:
+    p, e = results.params, results.extras
+    late = {opt: results.agg(book_id(opt, lr), "late_loss") for opt, lr, _ in BOOK_RUNS}
     ratio = min(late["sgd"] / late[o] for o in ("momentum", "adagrad", "adam"))
-    course = {f"{opt} {lr:g}": agg(results, f"course: {opt} {lr:g}") for opt, lr, _ in COURSE_RUNS}
+    course = {(opt, lr): results.agg(course_id(opt, lr)) for opt, lr, _ in COURSE_RUNS}
     valley_runs = e["valley"]
     distance = {label: valley_runs[label]["distance"] for label in BOOK_FOUR}
     runner_up = min(d for label, d in distance.items() if label != "AdaGrad")
     top, bottom = max(p["grid"]), min(p["grid"])
     adam_top = e["grid_divergence"]["adam"][f"{top:g}"]
-    (cosine, _), (large, _), (small, _) = decay_runs(p)
-    final = {name: agg(results, name, "final_train_loss") for name in (cosine, large, small)}
-    seeds = {name: [t["summary"]["final_train_loss"] for t in results["trials"] if t["variant"] == name]
-             for name in final}
+    cosine, large, small = (vid for vid, _, _ in decay_runs(p))
+    final = {vid: results.agg(vid, "final_train_loss") for vid in (cosine, large, small)}
+    seeds = {vid: results.variant(vid).values("final_train_loss") for vid in final}
     wins = sum(c < min(a, b) for c, a, b in zip(seeds[cosine], seeds[large], seeds[small]))
     return [
         is_true("book-sgd-highest-late-loss", PHENOMENON, "book: SGD has the highest late loss of the six optimisers (its margin over the next)",
@@ -303,14 +310,14 @@ def claims(results: dict) -> list[Claim]:
                  needs="" if p["book_iters"] >= BOOK_ITERS else f"the book's {BOOK_ITERS} iterations (this run: "
                  f"{p['book_iters']}; the full preset has them)"),
         at_most("course-sgd-momentum-stuck", PHENOMENON, "course: SGD 0.01 and Momentum 0.01 stay stuck within 2x chance test accuracy (the higher)",
-                max(course["sgd 0.01"], course["momentum 0.01"]), 2 * chance_accuracy(results, "sgd 0.01")),
+                max(course["sgd", 0.01], course["momentum", 0.01]), 2 * chance_accuracy(results, course_id("sgd", 0.01))),
         at_least("course-rmsprop-adam-learn", FIGURE, "course: RMSProp 0.01 and Adam 0.01 exceed 0.9 test accuracy (the lower)",
-                 min(course["rmsprop 0.01"], course["adam 0.01"]), 0.9),
+                 min(course["rmsprop", 0.01], course["adam", 0.01]), 0.9),
         # lr 0.1, 10 seeds (repro sweep, docs/FINDINGS.md#optimizers): RMSProp 0.433-0.832, Adam 0.096-0.885; the
         # worst two-seed means (the best two seeds) against the full run's lr 0.01 means (0.938, 0.945)
         # leave gaps of 0.109 and 0.078; measured: full (3 seeds) 0.178
         at_least("course-lr0.1-below-lr0.01", PHENOMENON, "course: at lr 0.1 RMSProp and Adam end below their lr 0.01 runs (the smaller gap of the means)",
-                 min(course["rmsprop 0.01"] - course["rmsprop 0.1"], course["adam 0.01"] - course["adam 0.1"]), 0.03,
+                 min(course["rmsprop", 0.01] - course["rmsprop", 0.1], course["adam", 0.01] - course["adam", 0.1]), 0.03,
                  "the course: they diverge (about 0.10); here some seeds stay at chance and the others recover"),
         is_true("valley-sgd-zigzags", ANALYTIC, f"2-D: SGD's y changes sign at every one of its {STEPS} steps (sign changes)",
                 valley_runs["SGD"]["y_sign_changes"] == STEPS, valley_runs["SGD"]["y_sign_changes"]),
@@ -322,8 +329,8 @@ def claims(results: dict) -> list[Claim]:
                 all(kind != "ok" for kind, _ in adam_top), sum(kind != "ok" for kind, _ in adam_top) / len(adam_top),
                 f"diverged: loss NaN/inf; blew up: a batch loss above {BLOW_UP:g}x the first (before any step)"),
         at_least("rate-too-small-sgd", PHENOMENON, f"too small a rate: SGD at lr {bottom:g} stays above 0.87 x the chance loss ln(classes) "
-                 "(2.0 on ten classes; final, mean of seeds)", agg(results, book_name("sgd", bottom), "final_train_loss"),
-                 round(0.87 * chance_loss(results, book_name("sgd", bottom)), 2)),
+                 "(2.0 on ten classes; final, mean of seeds)", results.agg(book_id("sgd", bottom), "final_train_loss"),
+                 round(0.87 * chance_loss(results, book_id("sgd", bottom)), 2)),
         is_true("decay-beats-constant", PHENOMENON, f"decay: cosine from {p['decay_lr']:g} ends below both constant rates (best constant - decayed)",
                 final[cosine] < min(final[large], final[small]), min(final[large], final[small]) - final[cosine],
                 f"loss on all 60000 training images; below both in {wins} of {len(seeds[cosine])} seeds"),

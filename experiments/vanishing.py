@@ -19,8 +19,8 @@ import math
 
 import torch
 
-from repro.experiment import (ANALYTIC, PHENOMENON, Claim, Reference, TrialConfig, Variant, agg, at_least, at_most, between,
-                              chance_accuracy, is_true)
+from repro.experiment import (ANALYTIC, PHENOMENON, Claim, Reference, Run, TrialConfig, Variant, at_least, at_most,
+                              between, chance_accuracy, is_true)
 
 TITLE = "Section 1: vanishing gradients (sigmoid vs ReLU, depth)"
 
@@ -31,31 +31,31 @@ PRESETS = {
 }
 
 COURSE = TrialConfig(widths=(40, 20), optimizer="sgd", lr=0.1, batch_size=100)
-COURSE_VARIANTS = [  # name, activation, init, reference range (course, final test accuracy)
-    ("sigmoid + N(0,0.01)", "sigmoid", "normal:0.01", (0.10, 0.11)),
-    ("relu + N(0,0.01)", "relu", "normal:0.01", (0.915, 0.924)),
-    ("sigmoid + xavier", "sigmoid", "xavier", (0.87, 0.88)),
-    ("relu + he", "relu", "he", (0.952, 0.956)),
+COURSE_VARIANTS = [  # id, label, activation, init, reference range (course, final test accuracy)
+    ("sigmoid-n0.01", "sigmoid + N(0,0.01)", "sigmoid", "normal:0.01", (0.10, 0.11)),
+    ("relu-n0.01", "relu + N(0,0.01)", "relu", "normal:0.01", (0.915, 0.924)),
+    ("sigmoid-xavier", "sigmoid + xavier", "sigmoid", "xavier", (0.87, 0.88)),
+    ("relu-he", "relu + he", "relu", "he", (0.952, 0.956)),
 ]
 DEPTH_FAMILIES = [("sigmoid", "xavier"), ("tanh", "xavier"), ("relu", "he")]
 
 
-def depth_name(activation: str, init: str, depth: int) -> str:
-    return f"{activation} + {init}, depth {depth}"
+def depth_id(activation: str, init: str, depth: int) -> str:
+    return f"{activation}-{init}-depth{depth}"
 
 
 def variants(p: dict) -> list[Variant]:
-    out = [Variant(name, COURSE.replace(activation=act, init=init, iters=p["iters"], eval_every=100),
+    out = [Variant(vid, COURSE.replace(activation=act, init=init, iters=p["iters"], eval_every=100),
                    group="course setup",
-                   reference=Reference("final_test_acc", *ref, "course", describes=(("iters", 2000),)))
-           for name, act, init, ref in COURSE_VARIANTS]
+                   reference=Reference("final_test_acc", *ref, "course", describes=(("iters", 2000),)), label=label)
+           for vid, label, act, init, ref in COURSE_VARIANTS]
     for act, init in DEPTH_FAMILIES:
         for depth in p["depths"]:
             # Only the first steps matter for the ratio, so these train briefly and evaluate once.
             cfg = COURSE.replace(widths=(100,) * depth, activation=act, init=init, iters=p["depth_iters"],
                                  eval_every=p["depth_iters"], grad_window=p["depth_iters"])
-            out.append(Variant(depth_name(act, init, depth), cfg, group="depth study",
-                               metric="grad_ratio_first_last"))
+            out.append(Variant(depth_id(act, init, depth), cfg, group="depth study",
+                               metric="grad_ratio_first_last", label=f"{act} + {init}, depth {depth}"))
     return out
 
 
@@ -83,13 +83,13 @@ def extras(p: dict, ctx) -> dict:
             "chain_rule_max_error": chain_rule_error()}
 
 
-def claims(results: dict) -> list[Claim]:
-    p, e = results["params"], results["extras"]
-    course = [name for name, *_ in COURSE_VARIANTS]
-    acc = {name: agg(results, name) for name in course}
-    best_other = max(acc[n] for n in course if n != "relu + he")
+def claims(results: Run) -> list[Claim]:
+    p, e = results.params, results.extras
+    course = [vid for vid, *_ in COURSE_VARIANTS]
+    acc = {vid: results.agg(vid) for vid in course}
+    best_other = max(acc[n] for n in course if n != "relu-he")
     depths = sorted(p["depths"])
-    ratio = {(act, d): agg(results, depth_name(act, init, d), "grad_ratio_first_last")
+    ratio = {(act, d): results.agg(depth_id(act, init, d), "grad_ratio_first_last")
              for act, init in DEPTH_FAMILIES for d in depths}
     # shrink factor per 5 added layers between consecutive depths: (r_d1 / r_d2) ** (5 / (d2 - d1))
     shrink = [(ratio["sigmoid", a] / ratio["sigmoid", b]) ** (5 / (b - a)) for a, b in zip(depths, depths[1:])]
@@ -97,9 +97,9 @@ def claims(results: dict) -> list[Claim]:
     worst_relu = max(relu, key=lambda r: abs(math.log10(r)))
     out = [
         at_most("sigmoid-n001-does-not-learn", PHENOMENON, "sigmoid + N(0, 0.01) does not learn: test accuracy within 2x chance",
-                acc["sigmoid + N(0,0.01)"], 2 * chance_accuracy(results, "sigmoid + N(0,0.01)")),
+                acc["sigmoid-n0.01"], 2 * chance_accuracy(results, "sigmoid-n0.01")),
         is_true("relu-he-best", PHENOMENON, "ReLU + He is the best of the four course variants (margin over the next best)",
-                acc["relu + he"] > best_other, acc["relu + he"] - best_other),
+                acc["relu-he"] > best_other, acc["relu-he"] - best_other),
         at_least("sigmoid-ratio-shrinks-with-depth", PHENOMENON, "sigmoid + Xavier: first/last gradient ratio shrinks >= 10x per 5 added layers (worst)",
                  min(shrink, default=float("nan")), 10.0, "needs two or more depths"),
         between("relu-he-ratio-steady", PHENOMENON, "ReLU + He: first/last gradient ratio stays in [0.1, 10] at every depth (worst)",

@@ -207,6 +207,7 @@ def experiment_wall_times(name: str = "vanishing", preset: str = "quick", rounds
     import tempfile
 
     from .executor import default_workers
+    from .layout import Layout
     from .runner import run_experiment
     counts = (1, default_workers("cpu"))
     seconds: dict[int, list[float]] = {w: [] for w in counts}
@@ -216,9 +217,9 @@ def experiment_wall_times(name: str = "vanishing", preset: str = "quick", rounds
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             results = run_experiment(name, preset, device="cpu", workers=workers, progress=False,
-                                     logdir=Path(tmp) / "runs", results_dir=Path(tmp) / "results")
+                                     layout=Layout(Path(tmp) / "results", Path(tmp) / "runs"))
             seconds[workers].append(time.perf_counter() - start)
-            losses.append([t["batch_loss"] for t in results["trials"]])
+            losses.append([t.batch_loss for t in results.trials])
 
     _interleaved({w: (lambda w=w: once(w)) for w in counts}, rounds)
     return {"experiment": f"{name}/{preset}", "rounds": rounds,

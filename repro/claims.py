@@ -36,6 +36,7 @@ class Claim:
     holds: bool
     detail: str = ""    # how the number was obtained (variant, metric, seeds)
     needs: str = ""     # set where this run cannot judge it: what would (e.g. "the book's 2000 iterations")
+    uncertainty: dict | None = None   # over resampled seeds (repro.uncertainty.ClaimUncertainty), set by the runner
 
     def __post_init__(self):
         if not ID_PATTERN.match(self.id):
@@ -46,26 +47,30 @@ class Claim:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def verdict(self) -> str:
+        return verdict(self)
+
 
 HOLDS, FAILS, NOT_JUDGED = "holds", "fails", "not judged"
 
 
-def verdict(claim: dict) -> str:
-    """HOLDS, FAILS or NOT_JUDGED for a claim as saved in the results JSON."""
-    if claim.get("needs"):
+def verdict(claim: Claim) -> str:
+    """HOLDS, FAILS or NOT_JUDGED: the one place that decides what a claim is called."""
+    if claim.needs:
         return NOT_JUDGED
-    return HOLDS if claim["holds"] else FAILS
+    return HOLDS if claim.holds else FAILS
 
 
-def judged(claims: list[dict]) -> list[dict]:
+def judged(claims: list[Claim]) -> list[Claim]:
     return [c for c in claims if verdict(c) != NOT_JUDGED]
 
 
-def failing(claims: list[dict]) -> list[dict]:
+def failing(claims: list[Claim]) -> list[Claim]:
     return [c for c in claims if verdict(c) == FAILS]
 
 
-def count_text(claims: list[dict]) -> str:
+def count_text(claims: list[Claim]) -> str:
     """How the claims came out, as every summary says it: 'all 9 claims hold', '1 of 9 claims
     fails', each followed by how many this run could not judge."""
     from .tables import plural

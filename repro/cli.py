@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .metrics import rankable
     p = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -40,9 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                             "cells are the cross product); tuple keys take '|' between values: widths=100,100|50,50")
     sweep.add_argument("--seeds", type=int, default=3, help="seeds per cell: 0..N-1 (default: 3)")
     sweep.add_argument("--metric", default="final_test_acc",
-                       help="sort the table by this metric (default: final_test_acc; also best_test_acc, "
-                            "final_train_acc, final_test_loss, final_train_loss, late_loss, post_update_loss: "
-                            "the book's statistic, with --set post_loss_every=100)")
+                       help="sort the table by this trial metric (default: final_test_acc; any of "
+                            + ", ".join(rankable()) + "; post_update_loss is the book's statistic, with --set "
+                            "post_loss_every=100)")
     sweep.add_argument("--name", default=None,
                        help="results/sweeps/<name>.json and runs/sweeps/<name>/ (default: derived from the grid)")
     _common(sweep)
@@ -127,10 +129,16 @@ def cmd_list(args) -> None:
 def cmd_run(args) -> None:
     from .config import parse_sets
     from .runner import run_experiment, summary_table
-    results = run_experiment(args.experiment, args.preset, args.seeds, args.device, parse_sets(args.set),
-                             args.logdir, args.results, args.workers, progress=not args.quiet,
-                             resume=args.resume, executor=args.executor, address=args.address)
+    results = run_experiment(args.experiment, args.preset, seeds=args.seeds, device=args.device,
+                             sets=parse_sets(args.set), layout=_layout(args), workers=args.workers,
+                             progress=not args.quiet, resume=args.resume, executor=args.executor,
+                             address=args.address)
     print(summary_table(results))
+
+
+def _layout(args):
+    from .layout import Layout
+    return Layout(args.results, args.logdir)
 
 
 def cmd_generalise(args) -> None:
@@ -138,12 +146,13 @@ def cmd_generalise(args) -> None:
     from .config import parse_sets
     conditions = generalise.parse_conditions(args.conditions)
     experiments = generalise.parse_experiments(args.experiments)
-    matrix = generalise.run(args.preset, conditions, experiments, args.seeds, args.device, args.results,
-                            args.logdir, args.workers, progress=not args.quiet, resume=args.resume,
+    layout = _layout(args)
+    matrix = generalise.run(args.preset, conditions, experiments, seeds=args.seeds, device=args.device,
+                            layout=layout, workers=args.workers, progress=not args.quiet, resume=args.resume,
                             executor=args.executor, address=args.address, sets=parse_sets(args.set),
                             log=lambda line: print(line, file=sys.stderr, flush=True))
     print(generalise.matrix_table(matrix))
-    print(f"\n{generalise.matrix_path(args.results, args.preset)} in {matrix['wall_time']:.0f} s")
+    print(f"\n{layout.matrix_file(args.preset)} in {matrix['wall_time']:.0f} s")
     if matrix["errors"]:
         raise SystemExit(1)
 
@@ -153,7 +162,7 @@ def cmd_sweep(args) -> None:
     from .sweep import parse_grid, run_sweep, sweep_table
     sets = parse_sets(args.set)
     results = run_sweep(parse_grid(args.grid, sets), sets, args.seeds, args.device, args.name, args.metric,
-                        args.logdir, args.results, args.workers, progress=not args.quiet, resume=args.resume,
+                        _layout(args), args.workers, progress=not args.quiet, resume=args.resume,
                         executor=args.executor, address=args.address)
     print(sweep_table(results))
 
@@ -161,19 +170,16 @@ def cmd_sweep(args) -> None:
 def cmd_train(args) -> None:
     import time
 
-    from .config import TrialConfig, config_from_text, parse_sets
-    from .executor import TrialSpec, run_trial
+    from .config import TrialConfig, apply_overrides, parse_sets
+    from .executor import TrialSpec, execute
     from .device import choose_device
-    cfg = config_from_text(TrialConfig(), parse_sets(args.set))
+    cfg = apply_overrides(TrialConfig(), parse_sets(args.set))
     device, _ = choose_device(args.device, [cfg], trials=1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    spec = TrialSpec(cfg.to_dict(), args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed, device)}"))
-    result = run_trial(spec)
-    s = result["summary"]
-    print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"],
-                      "final_train_acc": s["final_train_acc"], "final_test_acc": s["final_test_acc"],
-                      "final_train_loss": s["final_train_loss"], "final_test_loss": s["final_test_loss"],
-                      "grad_ratio_first_last": s["grad_ratio_first_last"],
+    spec = TrialSpec(cfg, args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed, device)}"))
+    (result,) = execute([spec], workers=1)  # one intra-op thread, as every trial of a run: the same numbers
+    # every TRIAL metric of repro/metrics.py (post_update_loss: null unless post_loss_every is set)
+    print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"], **result["summary"],
                       "wall_time": round(result["wall_time"], 3), "logdir": spec.logdir}))
 
 
@@ -186,14 +192,19 @@ def cmd_report(args) -> None:
     from .config import ConfigError
     from .claims import count_text
     from .report import build_report
+    from .layout import Layout
     try:
-        summary = build_report(args.results, args.out, args.preset)
+        summary = build_report(Layout(args.results), args.out, args.preset)
     except OSError as err:
         raise ConfigError(f"cannot write the report to {args.out} ({err.strerror})") from None
     print(f"{summary.path}: {len(summary.run)} of {len(summary.entries)} experiments run; "
           f"{count_text(summary.claims)}")
     for name, claim in summary.failing:
-        print(f"  [FAILS] {name}: {claim['statement']}")
+        print(f"  [FAILS] {name}: {claim.statement}")
+    for entry in summary.unreadable:  # the report is written; the damaged file is named, and the exit says so
+        print(f"error: {entry.problem}", file=sys.stderr)
+    if summary.unreadable:
+        raise SystemExit(2)
 
 
 def cmd_bench(args) -> None:
@@ -215,6 +226,20 @@ def cmd_data(args) -> None:
     print(f"{args.dataset}: 4 files verified in {folder}")
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C's KeyboardInterrupt is: the same cleanup
+    runs (the pool stopped, the lock released, no half-written file left)."""
+
+
+def _stop(signum, frame) -> None:
+    for sig in STOP_SIGNALS:  # a second one (a scheduler repeating itself) must not interrupt the cleanup
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .numerics import Numerics, set_policy
     from .errors import ReproError
@@ -222,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
                 "blocks": cmd_blocks,
                 "data": cmd_data, "bench": cmd_bench}
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         # at the edge, once: every TrialSpec made from here on carries this policy to its worker
         set_policy(Numerics(getattr(args, "deterministic", False), getattr(args, "tf32", False)))
@@ -229,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     except ReproError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = err.args[0] if isinstance(err, Stopped) else signal.SIGINT
+        resume = "; the finished trials are saved: the same command with --resume goes on" if hasattr(args, "resume") else ""
+        print(f"interrupted ({signal.Signals(signum).name}){resume}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for sig, handler in previous.items():  # main() called from Python (a test) leaves them as they were
+            signal.signal(sig, handler)
     return 0

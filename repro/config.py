@@ -1,6 +1,6 @@
 """One trial's configuration: the standard keys every experiment and ``repro train`` share.
 
-Values arrive as strings from ``--set KEY=VALUE``; ``parse_value`` turns them into the field's type
+Values arrive as text from ``--set KEY=VALUE`` or as Python values from the API; ``coerce`` turns either into the field's type
 and ``validate`` rejects what cannot train, each with one line that says what is wrong.
 """
 from __future__ import annotations
@@ -8,26 +8,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 
-from .errors import ReproError
+from . import components
+from .errors import ConfigError
 
-ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 SCHEDULES = ("constant", "cosine", "step", "inv-sqrt")
 PROBE_SPLITS = ("train", "test")
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 MODELS = ("mlp", "cnn")
 L1_MODES = ("subgradient", "proximal")
 DROPOUT_SCALINGS = ("inverted", "book")
-INIT_PATTERN = re.compile(r"^(zeros|xavier|glorot|he|standard|normalized|default|sparse:[1-9]\d*|normal:[0-9.eE+-]+|constant:[0-9.eE+-]+)$")
 # one token of a ConvNet's conv stack: <channels>[x<kernel>][p<padding>] | r<channels> | pool | gap
 CONV_TOKEN = re.compile(r"^([1-9]\d*(x[1-9]\d*)?(p\d+)?|r[1-9]\d*|pool|gap)$")
-
-
-class ConfigError(ReproError, ValueError):
-    """A configuration value that cannot be used; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -40,20 +35,25 @@ class TrialConfig:
     model: str = "mlp"                # mlp | cnn (the builders in repro/nets.py)
     conv: tuple[str, ...] = ("30x5p0", "pool")   # cnn: conv stack before `widths` (see repro/nets.py)
     widths: tuple[int, ...] = (100, 100, 100, 100)   # hidden widths; input 784 and output 10 implied
-    activation: str = "relu"
-    init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | default
-                                      # | standard | normalized (Glorot & Bengio's uniform inits)
-                                      # | sparse:<k> (k incoming N(0, 1) weights per unit, the rest 0)
-    batchnorm: bool = False
-    bn_affine: bool = True            # train BN's scale and shift (the course did not)
-    bn_eps: float = 1e-5              # added to BN's batch variance: torch's default; the book's is 1e-6
+    # activation, init, norm, optimizer and penalty name a component: a built-in (repro/components.py's
+    # registries) or your own as module:attribute
+    activation: str = "relu"          # sigmoid | tanh | softsign | relu | gelu | silu | elu | leaky_relu
+    init: str = "he"                  # zeros | normal:<std> | constant:<v> | xavier | glorot | he | orthogonal
+                                      # | default (torch's own) | standard | normalized (Glorot & Bengio's
+                                      # uniform inits) | sparse:<k> (k incoming N(0, 1) weights per unit, the rest 0)
+    norm: str = "none"                # before each hidden activation: none | batchnorm | layernorm | rmsnorm
+    batchnorm: bool = False           # the older key, kept in step with norm: true is norm=batchnorm, false
+                                      # turns batch norm off; stored configs carry norm alone
+    bn_affine: bool = True            # train the normaliser's scale and shift (the course's BN did not)
+    bn_eps: float = 1e-5              # added to the normaliser's variance: torch's default; the book's is 1e-6
     dropout: float = 0.0              # after each hidden activation (inverted dropout, nn.Dropout)
     input_dropout: float = 0.0        # on the input pixels (the dropout paper's 0.2)
     output_dropout: float = 0.0       # on the logits (the book's DeepConvNet: 0.5)
     dropout_scaling: str = "inverted"  # inverted: nn.Dropout (x / (1-p) in training); book: x in
                                        # training, x * (1-p) at test (repro/nets.py BookDropout)
     # optimisation
-    optimizer: str = "sgd"
+    optimizer: str = "sgd"            # sgd | momentum | nesterov | adagrad | rmsprop | adadelta | adam
+                                      # | adamw | nadam | radam | lion (Chen et al. 2023, the paper's betas)
     lr: float = 0.01
     momentum: float = 0.9             # for momentum and nesterov
     alpha: float = 0.99               # RMSProp's decay
@@ -62,11 +62,14 @@ class TrialConfig:
     bias_correction: bool = True      # Adam's m/(1-beta1^t), v/(1-beta2^t); false: Kingma & Ba Sec. 6.4's ablation
     eps: float | None = None          # optimiser eps; None keeps torch.optim's default
     schedule: str = "constant"        # lr schedule over `iters` (torch.optim.lr_scheduler); inv-sqrt: lr/sqrt(t)
-    weight_decay: float = 0.0         # L2 lambda: adds lambda*W to weight gradients (biases excluded)
+    weight_decay: float = 0.0         # L2 lambda: adds lambda*W to weight gradients (biases excluded);
+                                      # adamw and lion decouple it: W <- W - lr*lambda*W
     l1: float = 0.0                   # L1 lambda on weight matrices
     l1_mode: str = "subgradient"      # subgradient: lambda*sign(W) in the gradient; proximal: soft-threshold
     max_norm: float = 0.0             # > 0: after each step, every unit's incoming weight vector is
                                       # rescaled to norm <= max_norm (Srivastava et al.'s constraint)
+    penalty: str = "none"             # module:attribute of your own regulariser: a function of the weight
+                                      # matrices and kernels whose value is added to the loss
     iters: int = 2000
     batch_size: int = 100
     # measurement
@@ -81,15 +84,28 @@ class TrialConfig:
                                       # (the statistic the book prints; 0: off; one forward pass each)
     telemetry: bool = True            # per-layer gradient norms and activation statistics (off: bench only)
 
+    def __post_init__(self):
+        if self.batchnorm and self.norm not in ("none", "batchnorm"):
+            raise ConfigError(f"batchnorm=true and norm={self.norm}: choose one (batchnorm=true is norm=batchnorm)")
+        norm = "batchnorm" if self.batchnorm else self.norm
+        object.__setattr__(self, "norm", norm)
+        object.__setattr__(self, "batchnorm", norm == "batchnorm")
+
     def key(self, seed: int, device: str) -> str:
         """A short stable id for (config, seed, kind of device): the name a finished trial is saved
         under. The kind ("cpu", "cuda"), because CPU and CUDA round float32 differently and --resume
-        must not mix their trials; not the index, which another GPU of the same model can take."""
-        blob = json.dumps({"config": self.to_dict(), "seed": seed, "device": device.split(":")[0]}, sort_keys=True)
+        must not mix their trials; not the index, which another GPU of the same model can take. A user's
+        component adds its source's sha256, so that an edited component's trials are never reused."""
+        payload = {"config": self.to_dict(), "seed": seed, "device": device.split(":")[0]}
+        sources = {key: c.sha256 for key, c in components.users(self).items()}
+        if sources:
+            payload["sources"] = sources
+        blob = json.dumps(payload, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+                if k != "batchnorm"}  # norm says it
 
     @classmethod
     def from_dict(cls, config: dict) -> "TrialConfig":
@@ -97,12 +113,18 @@ class TrialConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
 
     def replace(self, **changes) -> "TrialConfig":
+        # the key changed decides: batchnorm=false turns batch norm off and leaves another norm be
+        if "batchnorm" in changes and "norm" not in changes:
+            changes["norm"] = "batchnorm" if changes["batchnorm"] else "none" if self.norm == "batchnorm" else self.norm
+        elif "norm" in changes and "batchnorm" not in changes:
+            changes["batchnorm"] = changes["norm"] == "batchnorm"
         cfg = dataclasses.replace(self, **changes)
         validate(cfg)
         return cfg
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrialConfig)}
+FLOAT_FIELDS = [name for name, f in FIELDS.items() if "float" in str(f.type)]
 
 
 def _parse_bool(text: str) -> bool:
@@ -114,32 +136,81 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got '{text}'")
 
 
-def parse_value(key: str, text: str, default=None):
-    """Turn ``text`` into the type of ``default`` (or of TrialConfig's field ``key``)."""
+def coerce(key: str, value, default=None):
+    """``value`` as the type of ``default`` (or of TrialConfig's field ``key``): text from the command line
+    is parsed ("0.05", "100,100", "true", "none"); a Python value is checked and normalised (a list to a
+    tuple, an int to a float) without a round trip through text. One-line ConfigError on a mismatch."""
     if default is None and key in FIELDS:
-        default = FIELDS[key].default
-        kind = FIELDS[key].type
+        default, kind = FIELDS[key].default, str(FIELDS[key].type)
     else:
         kind = type(default).__name__
     try:
-        if text.lower() in ("none", "all") and "None" in str(kind):
+        if isinstance(value, str):
+            return _parse_text(value, default, kind)
+        return _check_value(value, default, kind)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"--set {key}={value_text(value)}: {err}") from None
+
+
+def _parse_text(text: str, default, kind: str):
+    if text.lower() in ("none", "all") and "None" in kind:
+        return None
+    if isinstance(default, bool) or kind == "bool":
+        return _parse_bool(text)
+    if isinstance(default, tuple) or "tuple" in kind:
+        items = [t for t in text.replace(";", ",").split(",") if t.strip()]
+        sample = default[0] if default else 0
+        return tuple(type(sample)(t.strip()) for t in items)
+    if isinstance(default, int) or "int" in kind:
+        as_float = float(text)
+        if as_float != int(as_float):
+            raise ValueError(f"expected a whole number, got '{text}'")
+        return int(as_float)
+    if isinstance(default, float) or "float" in kind:
+        return float(text)
+    return text
+
+
+def _check_value(value, default, kind: str):
+    if value is None:
+        if "None" in kind:
             return None
-        if isinstance(default, bool) or kind == "bool":
-            return _parse_bool(text)
-        if isinstance(default, tuple) or "tuple" in str(kind):
-            items = [t for t in text.replace(";", ",").split(",") if t.strip()]
-            sample = default[0] if default else 0
-            return tuple(type(sample)(t.strip()) for t in items)
-        if isinstance(default, int) or "int" in str(kind):
-            as_float = float(text)
-            if as_float != int(as_float):
-                raise ValueError(f"expected a whole number, got '{text}'")
-            return int(as_float)
-        if isinstance(default, float) or "float" in str(kind):
-            return float(text)
-        return text
-    except ValueError as err:
-        raise ConfigError(f"--set {key}={text}: {err}") from None
+        raise ValueError("None is not allowed here")
+    if isinstance(default, bool) or kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if isinstance(default, tuple) or "tuple" in kind:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list, got {value!r}")
+        sample = default[0] if default else 0
+        return tuple(_check_value(v, sample, type(sample).__name__) for v in value)
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(default, int) or "int" in kind:
+        if not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return int(value)
+    if isinstance(default, float) or "float" in kind:
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def value_text(value) -> str:
+    """A config value as --set spells it and as tables show it: 0.05, 100,100, true, none."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(value_text, value))
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def validate(cfg: TrialConfig) -> TrialConfig:
@@ -149,14 +220,18 @@ def validate(cfg: TrialConfig) -> TrialConfig:
 
     need(cfg.dataset in DATASETS, f"dataset={cfg.dataset}: choose from {', '.join(DATASETS)}")
     need(cfg.model in MODELS, f"model={cfg.model}: choose from {', '.join(MODELS)}")
-    need(cfg.activation in ACTIVATIONS, f"activation={cfg.activation}: choose from {', '.join(ACTIVATIONS)}")
-    need(cfg.optimizer in OPTIMIZERS, f"optimizer={cfg.optimizer}: choose from {', '.join(OPTIMIZERS)}")
+    components.check(cfg)
     need(cfg.schedule in SCHEDULES, f"schedule={cfg.schedule}: choose from {', '.join(SCHEDULES)}")
     need(cfg.l1_mode in L1_MODES, f"l1_mode={cfg.l1_mode}: choose from {', '.join(L1_MODES)}")
     need(cfg.dropout_scaling in DROPOUT_SCALINGS,
          f"dropout_scaling={cfg.dropout_scaling}: choose from {', '.join(DROPOUT_SCALINGS)}")
-    need(bool(INIT_PATTERN.match(cfg.init)),
-         f"init={cfg.init}: use zeros, normal:<std>, constant:<value>, xavier, glorot, he, standard, normalized, sparse:<k> or default")
+    kind, _, arg = cfg.init.partition(":")
+    if kind in ("normal", "constant"):
+        what = "the standard deviation must be a number >= 0" if kind == "normal" else "the value must be a number"
+        need(_is_number(arg) and (kind == "constant" or float(arg) >= 0), f"init={cfg.init}: {what}")
+    for f in FLOAT_FIELDS:  # inf passes every bound below and trains nothing
+        value = getattr(cfg, f)
+        need(value is None or math.isfinite(value), f"{f}={value}: must be a finite number")
     need(cfg.probe_split in PROBE_SPLITS, f"probe_split={cfg.probe_split}: choose from {', '.join(PROBE_SPLITS)}")
     need(cfg.probe_size > 0, f"probe_size={cfg.probe_size}: must be at least 1")
     need(cfg.bias_correction or cfg.schedule in ("constant", "inv-sqrt"),
@@ -183,16 +258,29 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     return cfg
 
 
-def apply_overrides(cfg: TrialConfig, overrides: dict) -> TrialConfig:
-    """``overrides`` maps keys to already-parsed values; unknown keys are errors."""
-    unknown = [k for k in overrides if k not in FIELDS]
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def check_keys(keys) -> None:
+    """Every key names a TrialConfig field, or one line that lists them."""
+    unknown = [k for k in keys if k not in FIELDS]
     if unknown:
         raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(FIELDS)}")
-    return cfg.replace(**overrides)
+
+
+def apply_overrides(cfg: TrialConfig, overrides: dict) -> TrialConfig:
+    """``cfg`` with ``overrides`` ({key: text or value}), each coerced to its field's type, then validated."""
+    check_keys(overrides)
+    return cfg.replace(**{k: coerce(k, v) for k, v in overrides.items()})
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
-    """``["lr=0.1", "widths=40,20"]`` -> ``{"lr": "0.1", "widths": "40,20"}`` (values still text)."""
+    """``["lr=0.1", "widths=40,20"]`` -> ``{"lr": "0.1", "widths": "40,20"}`` (values still text: the
+    experiment's own parameters take the type of their preset value, repro.runner.resolve)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -200,10 +288,3 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {pair}: expected KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
-
-
-def config_from_text(base: TrialConfig, texts: dict[str, str]) -> TrialConfig:
-    unknown = [k for k in texts if k not in FIELDS]
-    if unknown:
-        raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(FIELDS)}")
-    return apply_overrides(base, {k: parse_value(k, v) for k, v in texts.items()})

@@ -63,7 +63,7 @@ def measured_choice(configs: list[TrialConfig], trials: int, workers: int | None
                     gpu: str = "cuda") -> tuple[str, dict]:
     """The rule (faster_device) on steps of the costliest config, timed on one CPU thread and on ``gpu``
     (make device-check's dry run passes "cpu" here, to time the CPU against itself)."""
-    costliest = max(configs, key=lambda c: estimated_cost(TrialSpec(c.to_dict(), 0, "cpu")) / c.iters)
+    costliest = max(configs, key=lambda c: estimated_cost(TrialSpec(c, 0, "cpu")) / c.iters)
     cpu_workers = max(1, min(workers or default_workers("cpu"), trials))
     cpu_step, gpu_step = step_seconds(costliest, ["cpu", gpu])
     chosen = faster_device(cpu_step, gpu_step, cpu_workers)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import glob
 import importlib.util
-import json
 import os
 import platform
 import subprocess
@@ -103,7 +102,8 @@ def optimizer_steps(device: str) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from .config import OPTIMIZERS, TrialConfig
+    from .components import OPTIMIZERS
+    from .config import TrialConfig
     from .engine import seeded_generators
     from .nets import build_model
     from .optim import make_optimizer
@@ -212,21 +212,20 @@ def run_experiments(device: str, check: Check, folder: Path, parallel: int) -> d
 
 def _run_record(folder: Path, name: str, preset: str, status: int, seconds: float, limit: float) -> dict:
     from .claims import FAILS, NOT_JUDGED, verdict
+    from .results import load
     record = {"seconds": round(seconds, 1)}
-    path = folder / "results" / name / f"{preset}.json"
     if status != 0:
         tail = (folder / f"{name}-{preset}.log").read_text().strip().splitlines()
         record["error"] = f"stopped at its {limit:.0f} s limit" if seconds >= limit else \
             f"exit {status}: {tail[-1] if tail else ''}"
         record["log_tail"] = tail[-20:]
         return record
-    results = json.loads(path.read_text())
-    claims = results["claims"]
-    record |= {"trials": len(results["trials"]), "device": results["env"]["device"],
-               "claims": len(claims), "holds": sum(verdict(c) not in (FAILS, NOT_JUDGED) for c in claims),
-               "not_judged": sum(verdict(c) == NOT_JUDGED for c in claims),
-               "fails": [f"{c['id']}: measured {c['measured']:.4g} ({c['bound']})" for c in claims if verdict(c) == FAILS],
-               "trial_seconds": round(sum(t["wall_time"] for t in results["trials"]), 1)}
+    run = load(folder / "results" / name / f"{preset}.json")
+    record |= {"trials": len(run.trials), "device": run.env["device"],
+               "claims": len(run.claims), "holds": sum(verdict(c) not in (FAILS, NOT_JUDGED) for c in run.claims),
+               "not_judged": sum(verdict(c) == NOT_JUDGED for c in run.claims),
+               "fails": [f"{c.id}: measured {c.measured:.4g} ({c.bound})" for c in run.claims if verdict(c) == FAILS],
+               "trial_seconds": round(sum(t.wall_time for t in run.trials), 1)}
     return record
 
 

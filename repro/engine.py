@@ -12,24 +12,26 @@ separate, named metrics in repro/experiment.py.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 import torch.nn.functional as F
 
+from . import components
 from .config import TrialConfig
 from .data import Dataset, DataError
 from .nets import build_model, weighted_layers
 from .optim import l1_penalty, l1_proximal_step, make_optimizer, make_scheduler, max_norm_step, split_decay_groups
+from . import metrics
 from .probes import ActivationProbe, GradNormProbe
 
 EVAL_BATCH = 5000  # large enough to keep evaluation cheap, small enough for CNN activations
+BATCH_CHUNK = 1000  # steps whose batch indices are drawn at once (all of them at once: 8 bytes x batch x iters)
 
 
-def diverged(trial: dict) -> bool:
-    """Whether a trial result diverged, by the rule above (its loss went NaN or inf)."""
-    return trial["status"] == "diverged"
+def diverged(trial) -> bool:
+    """Whether a trial (a repro.results.Trial) diverged, by the rule above (its loss went NaN or inf)."""
+    return trial.status == "diverged"
 
 
 @torch.no_grad()
@@ -82,9 +84,9 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     weights, _ = split_decay_groups(model)
+    penalty = components.penalty_function(cfg.penalty)
     layers = [name for name, _ in weighted_layers(model)]
 
-    batches = torch.randint(len(data.y_train), (cfg.iters, cfg.batch_size), generator=batch_gen).to(device)
     train_eval = (data.x_train[:cfg.train_eval_size], data.y_train[:cfg.train_eval_size])
     probe_x = (data.x_test if cfg.probe_split == "test" else data.x_train)[:cfg.probe_size]
     grad_probe = GradNormProbe(model, cfg.iters)
@@ -97,11 +99,16 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
 
     model.train()
     for step in range(cfg.iters):
-        index = batches[step]
+        if step % BATCH_CHUNK == 0:  # the generator is serial: chunks give the same stream as one draw of all
+            batches = torch.randint(len(data.y_train), (min(BATCH_CHUNK, cfg.iters - step), cfg.batch_size),
+                                    generator=batch_gen).to(device)
+        index = batches[step % BATCH_CHUNK]
         # index_select, not x[index]: advanced indexing is slower for the same rows on CPU (make bench times both)
         x, y = data.x_train.index_select(0, index), data.y_train.index_select(0, index)
         loss = F.cross_entropy(model(x), y)
         objective = loss + l1_penalty(weights, cfg.l1) if cfg.l1 and cfg.l1_mode == "subgradient" else loss
+        if penalty is not None:
+            objective = objective + penalty(weights)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         if cfg.telemetry:
@@ -143,7 +150,8 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     done_steps = diverged_at or cfg.iters
     post = [[s, v] for s, v in zip(post_steps, post_loss.tolist()) if s < done_steps]
     result = {
-        "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed, device.type), "layers": layers,
+        "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed, device.type), "device": device.type, "layers": layers,
+        "components": components.used(cfg),  # a user's component: its name, file and the file's sha256
         "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
         "post_update_loss": post,
         "summary": summarize(history, losses, grad_probe.buffer, cfg, diverged_at, post),
@@ -167,56 +175,45 @@ def after_update_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) 
 
 
 def _evaluation_point(model, cfg, step, lr, interval, grad_rows, layers, train_eval, data, act_probe, probe_x):
+    """One evaluation point: every POINT and LAYER metric of repro/metrics.py, by name. Device scalars
+    are gathered into one tensor and read back with a single copy."""
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
     train_loss, train_acc = evaluate(model, *train_eval)
-    grad_means = grad_rows.mean(0)
-    values = torch.stack([interval.mean(), train_loss, train_acc, test_loss, test_acc, *grad_means])
-    stats = {}
+    measured = {"loss_batch": interval.mean(), "loss_train": train_loss, "accuracy_train": train_acc,
+                "loss_test": test_loss, "accuracy_test": test_acc}
+    grad_names = layers + ["total"]
+    per_layer = {"grad_norm": dict(zip(grad_names, grad_rows.mean(0)))}
     if act_probe is not None:
         with torch.no_grad():
             model.eval()
             model(probe_x)
             model.train()
-        names = list(act_probe.captured)
-        keys = list(act_probe.captured[names[0]]) if names else []
-        flat = torch.stack([act_probe.captured[n][k] for n in names for k in keys]).tolist() if names else []
-        stats = {n: dict(zip(keys, flat[i * len(keys):(i + 1) * len(keys)])) for i, n in enumerate(names)}
-    v = values.tolist()
-    point = {"step": step, "lr": lr, "loss_batch": v[0], "loss_train": v[1], "accuracy_train": v[2],
-             "loss_test": v[3], "accuracy_test": v[4],
-             "grad_norm": dict(zip(layers + ["total"], v[5:])), "activations": stats}
-    outs = act_probe.layer_outputs if act_probe is not None else {}
-    if outs:
-        o = torch.stack([s[k] for s in outs.values() for k in ("mean", "std")]).tolist()
-        point["layer_outputs"] = {n: {"mean": o[2 * i], "std": o[2 * i + 1]} for i, n in enumerate(outs)}
+        per_layer["activations"] = act_probe.captured
+        if act_probe.layer_outputs:
+            per_layer["layer_outputs"] = act_probe.layer_outputs
+    point = {"step": step, "lr": lr, **_read_back(measured)}
+    point.update(_read_back(per_layer))
+    point.setdefault("activations", {})
     return point
+
+
+def _read_back(values: dict) -> dict:
+    """A nested dict of device scalars as Python floats, through one stacked tensor (one sync)."""
+    leaves = []
+
+    def collect(node):
+        for v in node.values():
+            collect(v) if isinstance(v, dict) else leaves.append(v)
+    collect(values)
+    flat = iter(torch.stack(leaves).tolist()) if leaves else iter(())
+
+    def rebuild(node):
+        return {k: rebuild(v) if isinstance(v, dict) else next(flat) for k, v in node.items()}
+    return rebuild(values)
 
 
 def summarize(history: list[dict], batch_loss: list[float], grad_buffer: torch.Tensor,
               cfg: TrialConfig, diverged_at: int | None, post_update: list | None = None) -> dict:
-    """The scalar outcomes of a trial that experiments and aggregates compare.
-
-    late_loss: mean batch loss (before each update) over the second half of training.
-    post_update_loss: the book's figure, the mean of the post-update losses recorded at steps
-    iters/2, iters/2 + N, ... (N = post_loss_every; 1000, 1100, ..., 1900 for 2000 iterations)."""
-    points = [p for p in history if not p.get("diverged")]
-    last = points[-1] if points else {}
-    half = batch_loss[len(batch_loss) // 2:]
-    window = grad_buffer[:min(cfg.grad_window, len(batch_loss) or 1), :-1].mean(0)
-    ratio = (window[0] / window[-1]).item() if window[-1] > 0 else math.inf
-    nan = float("nan")
-    post_late = [v for step, v in post_update or [] if step >= cfg.iters // 2]
-    return {
-        "final_test_acc": last.get("accuracy_test", nan) if diverged_at is None else nan,
-        "final_train_acc": last.get("accuracy_train", nan) if diverged_at is None else nan,
-        "final_test_loss": last.get("loss_test", nan) if diverged_at is None else nan,
-        "final_train_loss": last.get("loss_train", nan) if diverged_at is None else nan,
-        "gap": (last.get("accuracy_train", nan) - last.get("accuracy_test", nan)) if diverged_at is None else nan,
-        "late_loss": sum(half) / len(half) if half and diverged_at is None else nan,
-        # None where the trial did not record it (post_loss_every=0), NaN where it diverged
-        "post_update_loss": (None if not cfg.post_loss_every else nan if diverged_at is not None or not post_late
-                             else sum(post_late) / len(post_late)),
-        "best_test_acc": max((p["accuracy_test"] for p in points), default=nan),
-        "grad_ratio_first_last": ratio,
-        "diverged": diverged_at is not None,
-    }
+    """The scalar outcomes of a trial that experiments and aggregates compare: every TRIAL metric of
+    repro/metrics.py (late_loss, the book's post_update_loss, final accuracies, ...)."""
+    return metrics.summarize(metrics.TrialRecord(history, batch_loss, grad_buffer, cfg, diverged_at, post_update))

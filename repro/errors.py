@@ -4,3 +4,7 @@ one line that says what is wrong (the CLI prints it as `error: ...` and exits wi
 
 class ReproError(Exception):
     """A bad setting, a missing or corrupt dataset, an unknown experiment: one line for the user."""
+
+
+class ConfigError(ReproError, ValueError):
+    """A configuration value that cannot be used; the message is one line for the user."""

@@ -11,10 +11,13 @@ task per trial, on a local Ray instance or a cluster; the optional extra ``pip i
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ from .numerics import Numerics, numerics_in_effect, policy
 
 @dataclass
 class TrialSpec:
-    config: dict                     # TrialConfig fields
+    config: object                   # the TrialConfig (validated when it was built)
     seed: int
     device: str
     logdir: str | None = None        # the trial's own TensorBoard directory
@@ -55,12 +58,71 @@ def _dataset(name: str, device: str, flat: bool):
     return _DATA_CACHE[key]
 
 
+# Bytes a trial holds for each of its steps besides the network: on the device a float32 batch loss and a
+# float32 gradient norm per parameter tensor; on the host the loss as a Python float in the result's list
+# (32 bytes) and its text in the results JSON (about 20 bytes, twice while the file is written).
+STEP_BYTES_HOST = 72
+COPIES_OF_WEIGHTS = 4  # weights, gradients and up to two optimiser moments (Adam, AdaDelta)
+
+
+def available_memory(device: str) -> int:
+    """Bytes a trial can have now: the GPU's free memory with what torch holds cached, or the host's."""
+    if device.startswith("cuda"):
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(torch.device(device))[0] + cached
+    try:
+        with open("/proc/meminfo") as fh:  # Linux: MemAvailable counts the page cache that can be reclaimed
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_memory(cfg, device: str) -> None:
+    """Refuse, in one line with the numbers, a trial that cannot fit in memory, before anything is built:
+    its weights with their gradients and optimiser state, its activations (a training batch's, kept for the
+    backward pass with their gradients, and two layers of an evaluation chunk) and its per-step records."""
+    from .config import ConfigError
+    from .data import image_shape
+    from .engine import EVAL_BATCH
+    from .nets import size_of
+    params, outputs = size_of(cfg, image_shape(cfg.dataset))
+    weights = 4 * COPIES_OF_WEIGHTS * sum(params)
+    activations = 4 * (2 * cfg.batch_size * sum(outputs) + 2 * EVAL_BATCH * max(outputs))
+    records = cfg.iters * (4 * (1 + len(params)) + STEP_BYTES_HOST)
+    need, free = weights + activations + records, available_memory(device)
+    if need <= free:
+        return
+    where = "this machine" if device == "cpu" else device
+    network = ("widths",) if cfg.model == "mlp" else ("conv", "widths")
+    _, keys = max((weights, network), (activations, (*network, "batch_size")), (records, ("iters",)))  # the largest
+    values = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                       for k, v in ((k, getattr(cfg, k)) for k in keys))
+    raise ConfigError(f"{values}: a trial would need about {_size(need)} of memory ({sum(params):,} weights: "
+                      f"{_size(weights)} with gradients and optimiser state; activations: {_size(activations)}; "
+                      f"{cfg.iters:,} steps' records: {_size(records)}), and {where} has {_size(free)} available; "
+                      f"make {' or '.join(keys)} smaller")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000:
+            break
+        n /= 1000
+    return f"{n:.3g} {unit}"
+
+
+def check_runnable(specs: Iterable[TrialSpec]) -> None:
+    """Every spec's config (validated where it was built) fits in memory: refused here, before any trial trains."""
+    for cfg, device in dict.fromkeys((spec.config, spec.device) for spec in specs):
+        check_memory(cfg, device)
+
+
 def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) -> dict:
-    from .config import ConfigError, TrialConfig, validate
+    from .config import ConfigError
     from .nets import takes_flat_input
     from .tb import TrialWriter
     from .engine import train
-    cfg = validate(TrialConfig.from_dict(spec.config))
+    cfg = spec.config
     spec.numerics.apply()  # a spawned worker or Ray task starts with torch's defaults, not the caller's
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
@@ -77,8 +139,20 @@ def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) ->
     return result
 
 
-def _init_worker(threads: int) -> None:
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _init_worker(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
+    # Ctrl-C and a closed terminal reach the whole process group: the parent alone handles them, and stops
+    # the pool (SIGTERM) after saving what finished. A worker must not train on after its parent is gone,
+    # however it went (SIGKILL runs no cleanup): on Linux the kernel kills it with its parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took hold
+        os._exit(1)
 
 
 EXECUTORS = ("local", "ray")
@@ -95,6 +169,7 @@ def execute(specs: Iterable[TrialSpec], workers: int, threads: int = 1,
     specs = list(specs)
     if not specs:
         return []
+    check_runnable(specs)
     if executor == "ray":
         return _execute_ray(specs, workers, threads, on_done, address)
     if workers <= 1 or len(specs) <= 1:
@@ -115,10 +190,9 @@ def estimated_cost(spec: TrialSpec) -> float:
     training image costs about 3 forwards (forward, input and weight gradients)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .config import TrialConfig
     from .data import image_shape
     from .nets import build_model
-    cfg = TrialConfig.from_dict(spec.config)
+    cfg = spec.config
     shape = image_shape(cfg.dataset)
     model = build_model(cfg, input_shape=shape).eval()
     counter = FlopCounterMode(display=False)
@@ -173,7 +247,8 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
 
     # spawn, not fork: forking a process whose OpenMP pool already started can deadlock
     helpers = min(workers - 1, len(specs) - 1)
-    pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=_init_worker, initargs=(threads,))
+    pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=_init_worker,
+                                                     initargs=(threads, os.getpid()))
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -22,9 +22,10 @@ from typing import Callable
 from .claims import FAILS, HOLDS, NOT_JUDGED, PHENOMENON, verdict
 from .config import ConfigError, TrialConfig
 from .errors import ReproError
+from .layout import Layout
+from .results import ResultsError, Run, load
 from .store import write_json
 
-FOLDER = "generalise"
 NOT_APPLICABLE, NOT_RUN = "not applicable", "not run"
 
 
@@ -80,14 +81,6 @@ def parse_experiments(text: str | None) -> list[str]:
     return names
 
 
-def results_path(results_dir: Path, condition: str, experiment: str, preset: str) -> Path:
-    return Path(results_dir) / FOLDER / condition / experiment / f"{preset}.json"
-
-
-def matrix_path(results_dir: Path, preset: str) -> Path:
-    return Path(results_dir) / FOLDER / f"{preset}.json"
-
-
 def untouched_variants(experiment: str, preset: str, condition: Condition) -> tuple[list[str], int]:
     """The variants of ``experiment`` whose config ``condition`` leaves as it is, and how many there are."""
     from .runner import build_variants, load_experiment, resolve
@@ -96,7 +89,7 @@ def untouched_variants(experiment: str, preset: str, condition: Condition) -> tu
     before = build_variants(module, params, {})
     if condition.change is None:
         return [], len(before)
-    return [v.name for v in before if condition.change(v.config) == v.config], len(before)
+    return [v.id for v in before if condition.change(v.config) == v.config], len(before)
 
 
 def why_not_applicable(experiment: str, preset: str, condition: Condition) -> str | None:
@@ -106,10 +99,9 @@ def why_not_applicable(experiment: str, preset: str, condition: Condition) -> st
 
 
 def run(preset: str = "quick", conditions: list[Condition] | None = None, experiments: list[str] | None = None,
-        seeds: int | None = None, device: str = "auto", results_dir: Path = Path("results"),
-        logdir: Path = Path("runs"), workers: int | None = None, progress: bool = True, resume: bool = False,
-        executor: str = "local", address: str | None = None, sets: dict[str, str] | None = None,
-        log=print) -> dict:
+        *, seeds: int | None = None, device: str = "auto", layout: Layout = Layout(), workers: int | None = None,
+        progress: bool = True, resume: bool = False, executor: str = "local", address: str | None = None,
+        sets: dict | None = None, log=print) -> dict:
     """Run every experiment under every condition, then write and return the matrix. ``sets``: --set
     values, applied to every run before the condition (runner.resolve).
 
@@ -128,9 +120,10 @@ def run(preset: str = "quick", conditions: list[Condition] | None = None, experi
                 log(f"{where}: not applicable ({why})")
                 continue
             try:
-                results = run_experiment(name, preset, seeds, device, sets or {}, Path(logdir) / FOLDER / condition.name,
-                                         Path(results_dir) / FOLDER / condition.name, workers, progress, resume,
-                                         executor, address, condition=condition)
+                results = run_experiment(name, preset, seeds=seeds, device=device, sets=sets or {},
+                                         layout=layout.condition(condition.name), workers=workers,
+                                         progress=progress, resume=resume, executor=executor, address=address,
+                                         condition=condition)
             except ConfigError:
                 raise  # a bad --device, --seeds or executor: the same for every run, so stop here
             except Exception as err:  # noqa: BLE001 - one broken run must not hide the rest of the matrix
@@ -139,21 +132,22 @@ def run(preset: str = "quick", conditions: list[Condition] | None = None, experi
                 trace = "" if isinstance(err, ReproError) else "\n" + traceback.format_exc(limit=3)
                 log(f"{where}: ERROR {type(err).__name__}: {err}{trace}")
                 continue
-            phenomena = [c for c in results["claims"] if c.get("kind") == PHENOMENON]
-            log(f"{where}: {len(results['trials'])} trials in {results['wall_time']:.0f} s; phenomena: "
+            phenomena = [c for c in results.claims if c.kind == PHENOMENON]
+            log(f"{where}: {len(results.trials)} trials in {results.wall_time:.0f} s; phenomena: "
                 f"{count_text(phenomena)}")
     # every condition and experiment with runs on disk, not only this call's: a --conditions run adds its columns
-    matrix = build_matrix(results_dir, preset, parse_experiments(None))
+    matrix = build_matrix(layout, preset, parse_experiments(None))
     matrix["errors"] = errors
     matrix["wall_time"] = time.perf_counter() - started
-    write_json(matrix_path(results_dir, preset), matrix)
+    write_json(layout.matrix_file(preset), matrix)
     return matrix
 
 
-def _read(path: Path) -> dict | None:
+def _read(path: Path) -> Run | None:
+    """A condition's run, or None where there is none or it cannot be read (its cells then say "not run")."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return load(path)
+    except ResultsError:
         return None
 
 
@@ -164,30 +158,30 @@ def _cell(claim: dict | None, why_not: str | None, ran: bool) -> dict:
         return {"verdict": NOT_RUN}
     if claim is None:
         return {"verdict": NOT_RUN, "why": "claim missing from this run's results (re-run it)"}
-    cell = {"verdict": verdict(claim), "measured": claim["measured"], "bound": claim["bound"]}
-    return cell | ({"needs": claim["needs"]} if claim.get("needs") else {})
+    cell = {"verdict": verdict(claim), "measured": claim.measured, "bound": claim.bound}
+    return cell | ({"needs": claim.needs} if claim.needs else {})
 
 
-def build_matrix(results_dir: Path, preset: str, experiments: list[str],
+def build_matrix(layout: Layout, preset: str, experiments: list[str],
                  conditions: list[Condition] | None = None) -> dict:
     """The matrix from the runs on disk: each experiment's phenomenon claims x conditions."""
     conditions = conditions or list(CONDITIONS.values())
     out = {"preset": preset, "conditions": [{"name": c.name, "label": c.label, "description": c.description}
                                             for c in conditions], "experiments": {}}
     for name in experiments:
-        runs = {c.name: _read(results_path(results_dir, c.name, name, preset)) for c in conditions}
+        runs = {c.name: _read(layout.condition(c.name).results_file(name, preset)) for c in conditions}
         why_not = {c.name: why_not_applicable(name, preset, c) for c in conditions}
         partial = {c.name for c in conditions if untouched_variants(name, preset, c)[0]}   # leaves some as they are
         listed = [r for r in runs.values() if r]
         if not listed:
             continue
         first = runs.get("reference") or listed[0]   # the reference run's wording and order
-        by_id = {c: {claim["id"]: claim for claim in (r or {}).get("claims", [])} for c, r in runs.items()}
+        by_id = {c: {claim.id: claim for claim in (r.claims if r else [])} for c, r in runs.items()}
         claims = []
-        for claim in first["claims"]:
-            if claim.get("kind") != PHENOMENON:
+        for claim in first.claims:
+            if claim.kind != PHENOMENON:
                 continue
-            cells = {c.name: _cell(by_id[c.name].get(claim["id"]), why_not[c.name], runs[c.name] is not None)
+            cells = {c.name: _cell(by_id[c.name].get(claim.id), why_not[c.name], runs[c.name] is not None)
                      for c in conditions}
             reference = cells.get("reference", {}).get("measured")
             for c in conditions:
@@ -197,20 +191,36 @@ def build_matrix(results_dir: Path, preset: str, experiments: list[str],
                 value = cells[c.name].get("measured")
                 if c.name in partial and value == reference and value is not None and value != round(value):
                     cells[c.name]["unchanged"] = True
-            claims.append({"id": claim["id"], "statement": claim["statement"], "bound": claim["bound"],
-                           "cells": cells})
-        others = {kind: [c["id"] for c in first["claims"] if c.get("kind") == kind] for kind in ("figure", "analytic")}
+            claims.append({"id": claim.id, "statement": claim.statement, "bound": claim.bound, "cells": cells})
+        others = {kind: [c.id for c in first.claims if c.kind == kind] for kind in ("figure", "analytic")}
         out["experiments"][name] = {
-            "title": first.get("title", name), "claims": claims, "reference_only": others,
-            "runs": {c: {"path": str(results_path(results_dir, c, name, preset)), "trials": len(r["trials"]),
-                         "wall_time": r.get("wall_time"), "seeds": r.get("seeds"), "first_seed": r.get("first_seed", 0),
-                         "git_commit": r.get("env", {}).get("git_commit")}
+            "title": first.title, "claims": claims, "reference_only": others,
+            "runs": {c: {"path": str(r.path), "trials": len(r.trials), "wall_time": r.wall_time, "seeds": r.seeds,
+                         "first_seed": r.first_seed, "git_commit": r.env.get("git_commit")}
                      for c, r in runs.items() if r}}
     return out
 
 
-def read_matrix(results_dir: Path, preset: str) -> dict | None:
-    return _read(matrix_path(results_dir, preset))
+def read_matrix(layout: Layout, preset: str) -> dict | None:
+    """The matrix file at ``preset``; None where there is none. A file of the wrong shape is refused in one
+    line (a matrix is shared like any results file)."""
+    path = layout.matrix_file(preset)
+    try:
+        matrix = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"cannot read {path} ({err}); run python -m repro generalise again") from None
+    try:
+        assert isinstance(matrix["preset"], str) and isinstance(matrix["experiments"], dict)
+        assert all(isinstance(c["name"], str) and isinstance(c["label"], str) for c in matrix["conditions"])
+        for e in matrix["experiments"].values():
+            for claim in e["claims"]:
+                assert isinstance(claim["statement"], str) and isinstance(claim["bound"], str)
+                assert all(cell["verdict"] in SHORT for cell in claim["cells"].values())
+    except (AssertionError, KeyError, TypeError, AttributeError):
+        raise ResultsError(f"{path} is not a generalisation matrix; run python -m repro generalise again") from None
+    return matrix
 
 
 def failures(matrix: dict) -> list[tuple[str, dict, str, dict]]:

@@ -5,9 +5,10 @@ including the output; "glorot" is torch's xavier_normal_ (2/(n_in+n_out)); Gloro
 uniform inits are "standard", U[-1/sqrt(n_in), 1/sqrt(n_in)], and "normalized", torch's
 xavier_uniform_ (U[-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out))]); "sparse:k" is Martens' (2010)
 sparse init that Sutskever et al. use: each unit gets k incoming weights from N(0, 1), the rest 0;
-biases start at zero.
+"orthogonal" is torch's orthogonal_ (Saxe et al. 2014); biases start at zero.
 PyTorch's own default layer init differs, so every layer is re-initialised explicitly
-(init "default" keeps torch's, for comparison).
+(init "default" keeps torch's, for comparison). The names, and the other components a network is
+built from (activations, normalisers), are repro/components.py's registries.
 """
 from __future__ import annotations
 
@@ -18,57 +19,12 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+# ACTIVATION_MODULES and init_variance are not used here: experiments import them from this module
+from .components import ACTIVATION_MODULES, activation_module, init_variance, init_weight, norm_module  # noqa: F401
 from .config import ConfigError, TrialConfig
 
-ACTIVATION_MODULES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softsign": nn.Softsign, "relu": nn.ReLU}
-
-
-def init_weight(weight: torch.Tensor, scheme: str, generator: torch.Generator | None = None) -> None:
-    """Initialise one weight tensor in place by a named scheme, through torch.nn.init."""
-    kind, _, arg = scheme.partition(":")
-    if kind == "zeros":
-        nn.init.zeros_(weight)
-    elif kind == "constant":
-        nn.init.constant_(weight, float(arg))
-    elif kind == "normal":
-        nn.init.normal_(weight, 0.0, float(arg), generator=generator)
-    elif kind == "xavier":  # N(0, 1/fan_in): kaiming's rule with the linear gain
-        nn.init.kaiming_normal_(weight, nonlinearity="linear", generator=generator)
-    elif kind == "he":      # N(0, 2/fan_in)
-        nn.init.kaiming_normal_(weight, nonlinearity="relu", generator=generator)
-    elif kind == "glorot":
-        nn.init.xavier_normal_(weight, generator=generator)
-    elif kind == "standard":
-        bound = 1.0 / math.sqrt(weight[0].numel())  # 1/sqrt(fan_in)
-        nn.init.uniform_(weight, -bound, bound, generator=generator)
-    elif kind == "normalized":
-        nn.init.xavier_uniform_(weight, generator=generator)
-    elif kind == "sparse":  # torch zeroes a share of each column: of weight.T, so of each unit's inputs
-        fan_in = weight[0].numel()  # a conv filter's inputs count its kernel positions too
-        incoming = weight.view(weight.shape[0], -1).t()
-        nn.init.sparse_(incoming, 1.0 - min(int(arg), fan_in) / fan_in, std=1.0, generator=generator)
-    else:
-        raise ValueError(f"unknown init scheme '{scheme}'")
-
-
-def init_variance(scheme: str, fan_in: int, fan_out: int) -> float:
-    """The variance of one weight under ``scheme`` (what variance-propagation theory needs)."""
-    kind, _, arg = scheme.partition(":")
-    if kind in ("zeros", "constant"):
-        return 0.0
-    if kind == "normal":
-        return float(arg) ** 2
-    if kind == "xavier":
-        return 1.0 / fan_in
-    if kind == "he":
-        return 2.0 / fan_in
-    if kind in ("glorot", "normalized"):  # U[-a, a] has variance a^2/3
-        return 2.0 / (fan_in + fan_out)
-    if kind == "standard":
-        return 1.0 / (3.0 * fan_in)
-    if kind == "sparse":
-        return min(int(arg), fan_in) / fan_in
-    raise ValueError(f"unknown init scheme '{scheme}'")
+# every builder names the k-th activation act<k>: the probes find them by it, whatever their class
+ACTIVATION_NAME = re.compile(r"act\d+")
 
 
 def init_model(model: nn.Module, scheme: str, generator: torch.Generator | None = None) -> None:
@@ -93,9 +49,18 @@ def make_dropout(p: float, scaling: str) -> nn.Dropout:
     return BookDropout(p) if scaling == "book" else nn.Dropout(p)
 
 
+def add_norm(layers: OrderedDict, cfg: TrialConfig, k: int, shape: tuple[int, ...]) -> nn.Module | None:
+    """cfg's normaliser for the k-th weighted layer, whose output has ``shape``, as bn<k> (batch norm,
+    the name it has always had) or norm<k>; None without one."""
+    norm = norm_module(cfg.norm, shape, cfg.bn_eps, cfg.bn_affine)
+    if norm is not None:
+        layers[f"{'bn' if cfg.norm == 'batchnorm' else 'norm'}{k}"] = norm
+    return norm
+
+
 def build_mlp(cfg: TrialConfig, in_features: int = 784, classes: int = 10,
               generator: torch.Generator | None = None) -> nn.Sequential:
-    """in -> [fc -> (bn) -> act -> (dropout)] per hidden width -> fc out, named fc1.. bn1.. act1.. drop1.."""
+    """in -> [fc -> (norm) -> act -> (dropout)] per hidden width -> fc out, named fc1.. bn1.. act1.. drop1.."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     if cfg.input_dropout:
         layers["drop0"] = make_dropout(cfg.input_dropout, cfg.dropout_scaling)
@@ -103,9 +68,8 @@ def build_mlp(cfg: TrialConfig, in_features: int = 784, classes: int = 10,
     for k, width in enumerate(cfg.widths, start=1):
         # With BN the linear bias is redundant (BN's shift replaces it) but kept, as the book does.
         layers[f"fc{k}"] = nn.Linear(width_in, width)
-        if cfg.batchnorm:
-            layers[f"bn{k}"] = nn.BatchNorm1d(width, eps=cfg.bn_eps, affine=cfg.bn_affine)
-        layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
+        add_norm(layers, cfg, k, (width,))
+        layers[f"act{k}"] = activation_module(cfg.activation)
         if cfg.dropout:
             layers[f"drop{k}"] = make_dropout(cfg.dropout, cfg.dropout_scaling)
         width_in = width
@@ -123,8 +87,7 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def activation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    kinds = tuple(ACTIVATION_MODULES.values())
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
+    return [(name, m) for name, m in model.named_children() if ACTIVATION_NAME.fullmatch(name)]
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -158,28 +121,34 @@ class ConvNet(nn.Module):
 
 def build_convnet(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28), classes: int = 10,
                   generator: torch.Generator | None = None) -> ConvNet:
-    """cfg.conv's stack -> flatten -> [fc -> (bn) -> act -> (dropout)] per cfg.widths -> fc out.
+    """cfg.conv's stack -> flatten -> [fc -> (norm) -> act -> (dropout)] per cfg.widths -> fc out.
 
     Tokens of cfg.conv: "<c>[x<k>][p<p>]" is a k x k convolution (k 3 unless given) with c filters,
-    stride 1, padding p (k // 2, "same", unless given), then BN (cfg.batchnorm) and the activation;
-    "r<c>" a basic residual block (He et al. 2016): two 3x3 convs of c filters, each followed by BN
-    (cfg.batchnorm), the identity added before the second activation, and the block's last BN scale
-    initialised to zero so that the block starts as the identity; "pool" max-pooling 2x2 stride 2;
-    "gap" global average pooling. bn<k>, act<k> and drop<k> belong to the k-th weighted layer."""
+    stride 1, padding p (k // 2, "same", unless given), then cfg.norm (BN per channel; LayerNorm and
+    RMSNorm over the layer's C x H x W) and the activation; "r<c>" a basic residual block (He et al.
+    2016): two 3x3 convs of c filters, each followed by the norm, the identity added before the
+    second activation, and the block's last norm scale initialised to zero so that the block starts
+    as the identity; "pool" max-pooling 2x2 stride 2;
+    "gap" global average pooling. bn<k> (norm<k>), act<k> and drop<k> belong to the k-th weighted layer."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    shortcuts, zero_scales = {}, []
+    shortcuts, zero_scales, norms = {}, [], {}
     channels, height, width = input_shape
     k = 0
 
-    def conv_unit(filters: int, kernel: int, padding: int) -> None:
+    def check_size(token: str) -> None:
+        if height < 1 or width < 1:
+            raise ConfigError(f"conv={','.join(cfg.conv)}: the {input_shape[1]}x{input_shape[2]} input "
+                              f"shrinks to nothing at '{token}'")
+
+    def conv_unit(token: str, filters: int, kernel: int, padding: int) -> None:
         nonlocal k, channels, height, width
         k += 1
         layers[f"conv{k}"] = nn.Conv2d(channels, filters, kernel, padding=padding)
-        if cfg.batchnorm:
-            layers[f"bn{k}"] = nn.BatchNorm2d(filters, eps=cfg.bn_eps, affine=cfg.bn_affine)
-        layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
         channels, height, width = filters, conv_output_size(height, kernel, 1, padding), \
             conv_output_size(width, kernel, 1, padding)
+        check_size(token)  # before the norm, which LayerNorm and RMSNorm size by H x W
+        norms[k] = add_norm(layers, cfg, k, (channels, height, width))
+        layers[f"act{k}"] = activation_module(cfg.activation)
 
     if cfg.input_dropout:
         layers["drop0"] = make_dropout(cfg.input_dropout, cfg.dropout_scaling)
@@ -193,26 +162,23 @@ def build_convnet(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28), 
             if filters != channels:
                 raise ConfigError(f"conv token {token}: a residual block keeps its width, but its input has "
                                   f"{channels} channels; put a conv of {filters} filters before it")
-            conv_unit(filters, 3, 1)
-            conv_unit(filters, 3, 1)
+            conv_unit(token, filters, 3, 1)
+            conv_unit(token, filters, 3, 1)
             shortcuts[f"act{k}"] = f"conv{k - 1}"
-            if cfg.batchnorm and cfg.bn_affine:
-                zero_scales.append(layers[f"bn{k}"])
+            if getattr(norms[k], "weight", None) is not None:  # a trained scale: not with bn_affine=false
+                zero_scales.append(norms[k])
         else:
             filters, kernel, padding = re.fullmatch(r"(\d+)(?:x(\d+))?(?:p(\d+))?", token).groups()
             kernel = int(kernel or 3)
-            conv_unit(int(filters), kernel, kernel // 2 if padding is None else int(padding))
-        if height < 1 or width < 1:
-            raise ConfigError(f"conv={','.join(cfg.conv)}: the {input_shape[1]}x{input_shape[2]} input "
-                              f"shrinks to nothing at '{token}'")
+            conv_unit(token, int(filters), kernel, kernel // 2 if padding is None else int(padding))
+        check_size(token)
     layers["flatten"] = nn.Flatten()
     width_in, n_conv = channels * height * width, k
     for width_out in cfg.widths:
         k += 1
         layers[f"fc{k - n_conv}"] = nn.Linear(width_in, width_out)
-        if cfg.batchnorm:
-            layers[f"bn{k}"] = nn.BatchNorm1d(width_out, eps=cfg.bn_eps, affine=cfg.bn_affine)
-        layers[f"act{k}"] = ACTIVATION_MODULES[cfg.activation]()
+        add_norm(layers, cfg, k, (width_out,))
+        layers[f"act{k}"] = activation_module(cfg.activation)
         if cfg.dropout:
             layers[f"drop{k}"] = make_dropout(cfg.dropout, cfg.dropout_scaling)
         width_in = width_out
@@ -222,8 +188,8 @@ def build_convnet(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28), 
         layers[f"drop{k}"] = make_dropout(cfg.output_dropout, cfg.dropout_scaling)
     model = ConvNet(layers, shortcuts)
     init_model(model, cfg.init, generator)
-    for bn in zero_scales:
-        nn.init.zeros_(bn.weight)
+    for norm in zero_scales:
+        nn.init.zeros_(norm.weight)
     return model
 
 
@@ -239,3 +205,17 @@ def build_model(cfg: TrialConfig, generator: torch.Generator | None = None,
 
 def takes_flat_input(cfg: TrialConfig) -> bool:
     return cfg.model == "mlp"
+
+
+def size_of(cfg: TrialConfig, input_shape: tuple[int, ...] = (1, 28, 28)) -> tuple[list[int], list[int]]:
+    """The sizes of the network a config names: values in each parameter tensor, and values each layer
+    outputs per example, counted on torch's meta device (nothing is allocated, so a network far beyond
+    memory is sized before it is built)."""
+    with torch.device("meta"):
+        model = build_model(cfg, input_shape=input_shape).eval()  # eval: BN takes a batch of one
+        outputs: list[int] = []
+        for module in model.modules():
+            if not list(module.children()):
+                module.register_forward_hook(lambda m, inputs, out: outputs.append(out[0].numel()))
+        model(torch.zeros(1, *input_shape) if cfg.model == "cnn" else torch.zeros(1, math.prod(input_shape)))
+    return [p.numel() for p in model.parameters()], outputs

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from .components import resolve
 from .config import TrialConfig
 
 
@@ -35,24 +36,17 @@ def make_optimizer(model: nn.Module, cfg: TrialConfig) -> torch.optim.Optimizer:
 
 
 def build_optimizer(params, cfg: TrialConfig) -> torch.optim.Optimizer:
-    """cfg's optimiser over ``params`` (tensors or parameter groups): the one name -> torch.optim map."""
-    eps = {} if cfg.eps is None else {"eps": cfg.eps}
-    name, lr = cfg.optimizer, cfg.lr
-    if name == "sgd":
-        return _fused_if_available(torch.optim.SGD, params, lr=lr)
-    if name == "momentum":
-        return _fused_if_available(torch.optim.SGD, params, lr=lr, momentum=cfg.momentum)
-    if name == "nesterov":
-        return _fused_if_available(torch.optim.SGD, params, lr=lr, momentum=cfg.momentum, nesterov=True)
-    if name == "adagrad":
-        return _fused_if_available(torch.optim.Adagrad, params, lr=lr, **eps)
-    if name == "rmsprop":  # torch.optim has no fused RMSprop; foreach is its fastest form on every device
-        return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, foreach=True, **eps)
-    if name == "adadelta":  # lr scales its update; 1.0 is torch's default and Zeiler's own rule
-        return torch.optim.Adadelta(params, lr=lr, foreach=True, **eps)
-    if name == "adam":
-        return _fused_if_available(torch.optim.Adam, params, lr=lr, betas=(cfg.beta1, cfg.beta2), **eps)
-    raise ValueError(f"unknown optimizer '{name}'")
+    """cfg's optimiser over ``params`` (tensors or parameter groups): a built-in of
+    repro.components.OPTIMIZERS with cfg's settings, or the user's class with the params and lr."""
+    component = resolve("optimizer", cfg.optimizer)
+    if not component.builtin:
+        return component.impl(params, lr=cfg.lr)
+    spec = component.impl
+    if spec.kernel == "fused":
+        return _fused_if_available(spec.cls, params, lr=cfg.lr, **spec.options(cfg))
+    if spec.kernel == "foreach":
+        return spec.cls(params, lr=cfg.lr, foreach=True, **spec.options(cfg))
+    return spec.cls(params, lr=cfg.lr, **spec.options(cfg))
 
 
 def _fused_if_available(cls, params, **kwargs) -> torch.optim.Optimizer:

@@ -1,39 +1,33 @@
-"""The figures every experiment gets, drawn from its results dict: accuracy and loss curves over
-seeds, and the gradient flow through the layers. The run logs them to TensorBoard as it ends;
-the report saves them as PNGs. Needs only repro.experiment, so the runner can import it.
+"""The figures every experiment gets, drawn from its Run (repro/results.py): accuracy and loss curves
+over seeds, and the gradient flow through the layers. STANDARD_FIGURES is their one list: the run
+logs them to TensorBoard as it ends, the report saves them as PNGs, the Python API returns them.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from matplotlib.lines import Line2D
 
 from . import figures, tb
-from .experiment import seed_curve, trials_of
+from .experiment import seed_curve
+from .metrics import curves
+from .results import Run, gradient_flow
 
 
-def gradient_flow(results: dict, variant: str) -> dict | None:
-    """Weight-gradient norm per layer (network order) over the first evaluation interval: geometric
-    mean, min and max across seeds. The start of training is where the initialisation and the
-    activation decide how much gradient reaches the lower layers."""
-    trials = [t for t in trials_of(results, variant) if t["history"] and "grad_norm" in t["history"][0]]
-    if not trials:
+def gradient_flow_summary(trials: list) -> dict | None:
+    """The gradient flow (repro.results.gradient_flow) over seeds: geometric mean, min and max per layer."""
+    flow = gradient_flow(trials)
+    if flow is None:
         return None
-    layers = trials[0]["layers"]
-    norms = np.array([[t["history"][0]["grad_norm"][layer] for layer in layers] for t in trials], dtype=float)
+    norms = flow["norms"]
     with np.errstate(divide="ignore"):
         geometric = np.exp(np.log(norms).mean(0))
-    return {"layers": layers, "steps": trials[0]["history"][0]["step"], "n": len(trials),
-            "mean": geometric, "min": norms.min(0), "max": norms.max(0)}
-
-
-def _groups(results: dict) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
-    for name, v in results["variants"].items():
-        groups.setdefault(v["group"] or "all variants", []).append(name)
-    return groups
+    return {"layers": flow["layers"], "steps": flow["steps"], "n": len(norms), "mean": geometric,
+            "min": norms.min(0), "max": norms.max(0)}
 
 
 def _colours(n: int) -> list:
@@ -47,12 +41,12 @@ def _legend(ax, handles: list, labels: list[str]) -> None:
         ax.legend(handles, labels, loc="center left", fontsize=7, frameon=False, ncol=1 if len(labels) <= 14 else 2)
 
 
-def curves_figure(results: dict):
+def curves_figure(results: Run):
     """Per group: accuracy and loss against steps, mean over seeds with a min-max band; test solid,
     train dashed. None when no variant has two evaluation points."""
     rows = []
-    for group, names in _groups(results).items():
-        data = {n: {f: seed_curve(trials_of(results, n), f) for f in tb.AGGREGATED} for n in names}
+    for group, names in results.groups().items():
+        data = {n: {f: seed_curve(results.trials_of(n), f) for f in curves()} for n in names}
         if any(d["accuracy_test"] is not None for d in data.values()):
             rows.append((group, names, data))
     if not rows:
@@ -74,10 +68,10 @@ def curves_figure(results: dict):
                     ax.plot(data[name][train][0], data[name][train][1], color=colours[name], lw=1, ls="--")
         for name in names:
             line, colour = lines.get(name), colours[name]
-            diverged = results["variants"][name]["aggregate"].get("diverged", 0)
+            diverged = results.variant(name).aggregate.get("diverged", 0)
             if line is not None or diverged:
                 handles.append(line or Line2D([], [], color=colour, ls=":"))
-                labels.append(name + (f" ({diverged} diverged)" if diverged else ""))
+                labels.append(results.variant(name).label + (f" ({diverged} diverged)" if diverged else ""))
         ax_acc.set(title=f"{group}: accuracy", xlabel="step", ylabel="accuracy")
         ax_loss.set(title=f"{group}: loss", xlabel="step", ylabel="cross-entropy")
         losses = [v for d in data.values() for f in ("loss_test", "loss_train") if d[f] is not None for v in d[f][1]]
@@ -91,11 +85,11 @@ def curves_figure(results: dict):
     return fig
 
 
-def gradient_flow_figure(results: dict):
+def gradient_flow_figure(results: Run):
     """Per group: the weight-gradient norm of every layer, input to output, one line per variant."""
     rows = []
-    for group, names in _groups(results).items():
-        flows = {n: gradient_flow(results, n) for n in names}
+    for group, names in results.groups().items():
+        flows = {n: gradient_flow_summary(results.trials_of(n)) for n in names}
         if any(f is not None for f in flows.values()):
             rows.append((group, names, flows))
     if not rows:
@@ -113,7 +107,7 @@ def gradient_flow_figure(results: dict):
             (line,) = ax.plot(x[shown], flow["mean"][shown], marker="o", ms=3, color=colour, lw=1.5)
             ax.fill_between(x[shown], flow["min"][shown], flow["max"][shown], color=colour, alpha=0.15, lw=0)
             handles.append(line)
-            labels.append(name + ("" if shown.all() else " (every norm zero)" if not shown.any() else
+            labels.append(results.variant(name).label + ("" if shown.all() else " (every norm zero)" if not shown.any() else
                                   " (zero norms not drawn)"))
             windows.add(flow["steps"])
         ax.set_yscale("log")
@@ -128,11 +122,40 @@ def gradient_flow_figure(results: dict):
     return fig
 
 
-def log_overview(results: dict, logdir: Path) -> None:
-    """The report's standard figures as TensorBoard images in the experiment's figures run, where a
-    chart with layers on the x axis (which scalars cannot draw) sits beside the experiment's own."""
-    for tag, build in (("overview/curves", curves_figure), ("overview/gradient_flow", gradient_flow_figure)):
-        fig = build(results)
+CURVES_CAPTION = ("Accuracy (left) and cross-entropy (right) against training steps, one row per group: "
+                  "the line is the mean over seeds, the band spans the lowest to the highest seed; "
+                  "solid = test set, dashed = training set.")
+FLOW_CAPTION = ("Gradient flow: the norm of each layer's weight gradient at the start of training, input "
+                "layer on the left, output layer on the right, log scale (geometric mean over seeds; band: "
+                "min-max). A line that falls steeply to the left means the gradient vanishes on its way "
+                "down: the lower layers barely learn. A flat line means every layer gets a similar share.")
+
+
+@dataclass(frozen=True)
+class StandardFigure:
+    name: str          # the PNG's and TensorBoard image's name
+    title: str         # what the report and the API call it
+    draw: Callable     # Run -> matplotlib Figure, or None where the run has nothing to draw
+    caption: str
+
+
+STANDARD_FIGURES = (StandardFigure("curves", "accuracy and loss", curves_figure, CURVES_CAPTION),
+                    StandardFigure("gradient-flow", "gradient flow", gradient_flow_figure, FLOW_CAPTION))
+
+
+def standard_figures(results: Run) -> dict:
+    """{StandardFigure: Figure} for the figures this run has data for, laid out tight."""
+    out = {}
+    for spec in STANDARD_FIGURES:
+        fig = spec.draw(results)
         if fig is not None:
             fig.tight_layout()
-            tb.log_figure(Path(logdir) / "figures", tag, fig)
+            out[spec] = fig
+    return out
+
+
+def log_overview(results: Run, logdir: Path) -> None:
+    """The standard figures as TensorBoard images in the experiment's figures run, where a chart with
+    layers on the x axis (which scalars cannot draw) sits beside the experiment's own."""
+    for spec, fig in standard_figures(results).items():
+        tb.log_figure(Path(logdir) / "figures", f"overview/{spec.name}", fig)

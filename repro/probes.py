@@ -5,6 +5,8 @@ probing adds no host synchronisation to the step.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -13,19 +15,30 @@ from .nets import activation_layers, weighted_layers
 # An output within this distance of its activation's asymptote sits in the flat tail (sigmoid
 # below 0.05 or above 0.95, tanh beyond |0.95|), where the derivative is under about 0.05.
 SATURATION_MARGIN = 0.05
-ASYMPTOTES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
+# ELU's lower tail: its derivative there is y + 1, under 0.05 exactly where y is within the margin of -1
+ASYMPTOTES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "elu": (-1.0, math.inf)}
+# GELU and SiLU approach their asymptote 0 from below, a value they also pass through at x = 0, so
+# their tail is read off the input: below these, the output is within the margin of 0 (GELU(x) = -0.05
+# at x = -1.9489, SiLU(x) = -0.05 at x = -4.4853; tests/test_components.py checks both).
+TAIL_BELOW = {"gelu": -1.9489, "silu": -4.4853}
+# "dead" is ReLU's exact 0, where no gradient passes. The other activations have none: LeakyReLU keeps
+# slope 0.01 below 0 (its point), ELU, GELU and SiLU a derivative that only tends to 0 (their tails
+# count as saturated). A user's activation has neither statistic: its shape is unknown here.
 # The 15th, 50th and 85th percentiles of one unit's input (Ioffe & Szegedy's Fig. 1b, c): unit 0 of each layer.
 UNIT_QUANTILES = (0.15, 0.5, 0.85)
 
 
-def activation_stats(y: torch.Tensor, activation: str) -> dict[str, torch.Tensor]:
-    """Mean, sd, share saturated (sigmoid/tanh) and share dead (ReLU exactly 0) of outputs ``y``."""
+def activation_stats(y: torch.Tensor, activation: str, pre: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Mean, sd, share saturated (in a flat tail, by ASYMPTOTES or, given the inputs ``pre``, TAIL_BELOW)
+    and share dead (ReLU exactly 0) of outputs ``y``."""
     y = y.detach().float()
     stats = {"mean": y.mean(), "std": y.std(), "saturated": torch.zeros((), device=y.device),
              "dead": torch.zeros((), device=y.device)}
     if activation in ASYMPTOTES:
         low, high = ASYMPTOTES[activation]
         stats["saturated"] = ((y < low + SATURATION_MARGIN) | (y > high - SATURATION_MARGIN)).float().mean()
+    if activation in TAIL_BELOW and pre is not None:
+        stats["saturated"] = (pre < TAIL_BELOW[activation]).float().mean()
     if activation == "relu":
         stats["dead"] = (y == 0).float().mean()
     return stats
@@ -76,8 +89,8 @@ class ActivationProbe:
         def hook(module, inputs, output):
             if module.training:  # only eval-mode probe passes are read; this kept ~20% off every step
                 return
-            stats = activation_stats(output, self.activation)
             pre = inputs[0].detach().float()
+            stats = activation_stats(output, self.activation, pre)
             stats["preact_mean"], stats["preact_std"] = pre.mean(), pre.std()
             unit = pre[:, 0].flatten()  # one unit of an MLP layer, one channel of a conv layer
             quantiles = torch.quantile(unit, torch.tensor(UNIT_QUANTILES, device=unit.device))

@@ -14,26 +14,26 @@ condition (results/generalise/<preset>.json), with the notes' statements beside 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
-from . import claims, figures, generalise
-from .store import REQUIRED_KEYS
-from .config import FIELDS
-from .experiment import reference_status
-from .overview import curves_figure, gradient_flow_figure
-from .runner import experiment_names, load_experiment, paper_of
-from .tables import format_measured, md_cell, md_table, plural
+from . import claims, figures, generalise, uncertainty
+from .config import FIELDS, ConfigError, value_text
+from .layout import Layout
+from .overview import standard_figures
+from .results import ResultsError, Run, load
+from .runner import experiment_names, paper_of
+from .tables import format_measured, md_code, md_table, md_text, plural
 
 # Markers that survive every Markdown renderer (GitHub strips inline styles): an emoji and a word.
 FAILS = "❌ **FAILS**"
 HOLDS = "✅ holds"
 NOT_JUDGED = "⏸️ not judged"
 MARKS = {claims.HOLDS: HOLDS, claims.FAILS: FAILS, claims.NOT_JUDGED: NOT_JUDGED}
+VERDICT_MARKS = {uncertainty.CONSISTENT: "✓", uncertainty.IN_MODE: "✓", uncertainty.OUTSIDE: "✗",
+                 uncertainty.IN_NO_MODE: "✗", uncertainty.TOO_FEW: "…"}
 # Shown in the setup line even at their default values: what a reader needs to picture the run.
 SETUP_KEYS = ("dataset", "model", "widths", "activation", "init", "optimizer", "lr", "batch_size", "iters")
 
@@ -42,13 +42,13 @@ SETUP_KEYS = ("dataset", "model", "widths", "activation", "init", "optimizer", "
 class Entry:
     """One experiment in the report: its results, or why there are none."""
     name: str
-    results: dict | None = None
+    results: Run | None = None
     path: Path | None = None
     problem: str = ""                              # "not run", or why the file could not be read
     other_presets: list[str] = field(default_factory=list)
 
-    def failing(self) -> list[dict]:
-        return claims.failing((self.results or {}).get("claims", []))
+    def failing(self) -> list:
+        return claims.failing(self.results.claims if self.results else [])
 
 
 @dataclass
@@ -61,59 +61,40 @@ class Summary:
         return [e for e in self.entries if e.results is not None]
 
     @property
-    def claims(self) -> list[dict]:
-        return [c for e in self.run for c in e.results.get("claims", [])]
+    def claims(self) -> list:
+        return [c for e in self.run for c in e.results.claims]
 
     @property
-    def failing(self) -> list[tuple[str, dict]]:
+    def failing(self) -> list[tuple[str, object]]:
         return [(e.name, c) for e in self.run for c in e.failing()]
+
+    @property
+    def unreadable(self) -> list[Entry]:
+        return [e for e in self.entries if e.problem and not e.problem.startswith("not run")]
 
 
 # ---- reading results ----
 
-def load_entries(results_dir: Path, preset: str | None = None) -> list[Entry]:
-    """One entry per experiment: the ``preset`` results file, or the newest one when none is asked for."""
-    results_dir = Path(results_dir)
+def load_entries(layout: Layout, preset: str | None = None) -> list[Entry]:
+    """One entry per experiment: the ``preset`` results file, or the newest one when none is asked for,
+    read through the validating loader (repro/results.py): results files are untrusted input."""
     entries = []
     for name in experiment_names():
-        files = sorted((results_dir / name).glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
-        chosen = [f for f in files if f.stem == preset] if preset else files[:1]
-        entry = Entry(name, other_presets=[f.stem for f in files if f not in chosen])
-        if not chosen:
+        files = layout.presets_run(name)
+        chosen = layout.find(name, preset) if preset else (files[0] if files else None)
+        entry = Entry(name, other_presets=[f.stem for f in files if f != chosen])
+        if chosen is None:
             entry.problem = f"not run (preset {preset})" if preset else "not run"
         else:
-            entry.path = chosen[0]
+            entry.path = chosen
             try:
-                results = json.loads(entry.path.read_text())
-                missing = [k for k in REQUIRED_KEYS if k not in results]
-                if missing:
-                    raise ValueError(f"not an experiment's results (no {', '.join(missing)})")
-                entry.results = results
-            except (OSError, ValueError) as err:
-                entry.problem = f"unreadable results file {entry.path}: {err}"
+                entry.results = load(chosen)
+                if entry.results.experiment != name:
+                    raise ResultsError(f"{chosen}: holds results of '{entry.results.experiment}', not {name}")
+            except ResultsError as err:
+                entry.results, entry.problem = None, f"unreadable results file: {err}"
         entries.append(entry)
     return entries
-
-
-def printed_precision(*values: float) -> float:
-    """Half a unit in the last decimal a reference was written with: 2.302 stands for 2.3015-2.3025."""
-    return 0.5 * 10.0 ** min(Decimal(repr(float(v))).as_tuple().exponent for v in values)
-
-
-def compare(reference: dict, stats: dict | None) -> tuple[float | None, str]:
-    """Measured mean against a reference range: (mean minus the nearest end of the range, verdict).
-    The range counts as wide as the reference's printed digits allow."""
-    if not stats or stats.get("n", 0) == 0 or stats["mean"] is None:
-        return None, "no value (diverged)" if stats else "not measured"
-    low, high, mean = reference["low"], reference["high"], stats["mean"]
-    slack = printed_precision(low, high)
-    if low - slack <= mean <= high + slack:
-        return 0.0, "✓ within reference"
-    difference = mean - (high if mean > high else low)
-    side = "above" if difference > 0 else "below"
-    if stats["min"] <= high and stats["max"] >= low:
-        return difference, f"≈ mean {side}, seed range overlaps"
-    return difference, f"✗ {side} reference"
 
 
 # ---- formatting ----
@@ -126,38 +107,30 @@ def _number(x) -> str:
     return f"{x:.4g}"
 
 
-def _difference(difference: float | None, reference: dict) -> str:
-    if difference is None:
+def _difference(reference, stats: dict | None) -> str:
+    """Our mean minus the nearest end of the reference range (0 inside it, as wide as its printed digits)."""
+    if not stats or not stats.get("n"):
         return "-"
-    if difference == 0:
+    slack = uncertainty.printed_precision(reference.low, reference.high)
+    mean = stats["mean"]
+    if reference.low - slack <= mean <= reference.high + slack:
         return "0"
-    middle = (reference["low"] + reference["high"]) / 2
+    difference = mean - (reference.high if mean > reference.high else reference.low)
+    middle = (reference.low + reference.high) / 2
     relative = f" ({difference / middle:+.0%})" if middle and abs(difference / middle) >= 0.005 else ""
     return f"{difference:+.3g}{relative}"
 
 
-def _value(value) -> str:
-    if isinstance(value, (list, tuple)):
-        if len(value) > 2 and len(set(value)) == 1:
-            return f"{value[0]}×{len(value)}"
-        return "-".join(map(str, value)) or "none"
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def claims_verdict(listed: list[dict]) -> str:
+def claims_verdict(listed: list) -> str:
     """The verdict line of a set of claims, marked: judged claims only are counted as holding or failing."""
     if not listed:
         return "no claims"
     return f"{FAILS if claims.failing(listed) else '✅'} **{claims.count_text(listed)}**"
 
 
-def split_config(results: dict) -> tuple[dict, list[str]]:
+def split_config(results: Run) -> tuple[dict, list[str]]:
     """Config values every variant shares, and the keys whose values differ between variants."""
-    configs = [v["config"] for v in results["variants"].values()]
+    configs = [v.config for v in results.variants.values()]
     keys = list(configs[0]) if configs else []
     varying = [k for k in keys if any(c.get(k) != configs[0].get(k) for c in configs)]
     shared = {k: configs[0][k] for k in keys if k not in varying}
@@ -166,162 +139,131 @@ def split_config(results: dict) -> tuple[dict, list[str]]:
 
 def _setup(entry: Entry) -> list[str]:
     r = entry.results
-    env = r.get("env", {})
+    env = r.env
     shared, varying = split_config(r)
     shown = {k: v for k, v in shared.items()
-             if k in SETUP_KEYS or k not in FIELDS or _value(v) != _value(FIELDS[k].default)}
-    params = {k: v for k, v in r.get("params", {}).items() if k != "seeds"}
-    text = (f"**Setup.** {plural(len(r['trials']), 'trial')} ({plural(len(r['variants']), 'variant')} × "
-            f"{plural(r.get('seeds'), 'seed')}) "
-            f"in {r.get('wall_time', float('nan')):.0f} s on {env.get('device')} ({env.get('device_name')}, "
+             if k in SETUP_KEYS or k not in FIELDS or value_text(v) != value_text(FIELDS[k].default)}
+    params = {k: v for k, v in r.params.items() if k != "seeds"}
+    text = (f"**Setup.** {plural(len(r.trials), 'trial')} ({plural(len(r.variants), 'variant')} × "
+            f"{plural(r.seeds, 'seed')}) "
+            f"in {r.wall_time:.0f} s on {env.get('device')} ({env.get('device_name')}, "
             f"{env.get('workers')} workers), torch {env.get('torch')}, git {env.get('git_commit')}.")
-    if r.get("resumed_trials"):
-        text += f" {r['resumed_trials']} trials were finished by an earlier run and resumed, so the time is partial."
+    if r.resumed_trials:
+        text += f" {r.resumed_trials} trials were finished by an earlier run and resumed, so the time is partial."
     if params:
-        text += " Parameters: " + ", ".join(f"{k}={_value(v)}" for k, v in params.items()) + "."
-    if r.get("forced"):
-        text += " Overridden with --set: " + ", ".join(f"{k}={_value(v)}" for k, v in r["forced"].items()) + "."
+        text += " Parameters: " + ", ".join(f"{k}={value_text(v)}" for k, v in params.items()) + "."
+    if r.forced:
+        text += " Overridden with --set: " + ", ".join(f"{k}={value_text(v)}" for k, v in r.forced.items()) + "."
     if shown:
-        text += " Every variant: " + ", ".join(f"{k}={_value(v)}" for k, v in shown.items()) + "."
+        text += " Every variant: " + ", ".join(f"{k}={value_text(v)}" for k, v in shown.items()) + "."
     if varying:
         text += " Varies between variants: " + ", ".join(varying) + " (see *Variant configurations*)."
-    return [text]
+    return [md_text(text)]
 
 
-def results_table(results: dict) -> list[str]:
+def results_table(results: Run) -> list[str]:
     """Each variant's reference beside its measured mean ± sd (n), with the difference and a verdict."""
     rows = []
-    for name, v in results["variants"].items():
-        ref, ref_text, comparable = reference_status(v)
-        metric = ref.metric if ref else v["metric"]
-        stats = v["aggregate"].get(metric)
-        measured = format_measured(v["aggregate"], metric) if stats else "not measured"
+    for v in results.variants.values():
+        ref, ref_text, comparable = v.reference_status()
+        metric = ref.metric if ref else v.metric
+        stats = v.aggregate.get(metric)
+        measured = format_measured(v.aggregate, metric) if stats else "not measured"
         ref_text += f"; {ref.note}" if ref and ref.note else ""
+        cells = [md_text(v.group), md_text(v.label), md_text(metric), md_text(ref_text), measured]
         if comparable:
-            difference, verdict = compare(v["reference"], stats)
-            rows.append([v["group"], name, metric, ref_text, measured, _difference(difference, v["reference"]),
-                         verdict])
+            judged = v.reference_verdict()
+            rows.append(cells + [_difference(ref, stats), f"{VERDICT_MARKS[judged.verdict]} {judged.text()}"])
         else:
-            rows.append([v["group"], name, metric, ref_text, measured, "-", "no verdict"])
+            rows.append(cells + ["-", "no verdict"])
     header = ["group", "variant", "metric", "reference", "measured mean ± sd (n seeds)",
-              "difference (to nearest end of range)", "verdict"]
+              "difference (to nearest end of range)", "verdict: where one run of ours falls"]
     return md_table(header, rows).split("\n")
 
 
-def claims_table(results: dict) -> list[str]:
-    rows = [[MARKS[claims.verdict(c)], c["statement"], c.get("kind", "-"), _number(c["measured"]), c["bound"],
-             (f"needs {c['needs']}; " if c.get("needs") else "") + c.get("detail", "")]
-            for c in results.get("claims", [])]
-    header = ["verdict", "claim", "kind", "measured", "bound", "detail"]
+def claims_table(results: Run) -> list[str]:
+    rows = [[MARKS[claims.verdict(c)] + ("" if uncertainty.settled(c) else " (not settled)"), md_text(c.statement),
+             c.kind, _number(c.measured), md_text(c.bound), md_text(uncertainty.claim_text(c).partition("; ")[2] or "exact"),
+             md_text((f"needs {c.needs}; " if c.needs else "") + c.detail)]
+            for c in results.claims]
+    header = ["verdict", "claim", "kind", "measured", "bound", "over seeds", "detail"]
     return md_table(header, rows).split("\n") if rows else ["No claims."]
 
 
-def _details(results: dict) -> list[str]:
+def _details(results: Run) -> list[str]:
     _, varying = split_config(results)
-    rows = [[v["group"], name] + [_value(v["config"].get(k)) for k in varying]
-            for name, v in results["variants"].items()]
+    rows = [[md_text(v.group), md_text(v.label)] + [md_text(value_text(v.config.get(k))) for k in varying]
+            for v in results.variants.values()]
     lines = ["<details><summary>Variant configurations and other measurements</summary>", ""]
-    lines += md_table(["group", "variant"] + varying, rows).split("\n")
-    scalars = {k: v for k, v in results.get("extras", {}).items() if isinstance(v, (int, float, str, bool))}
+    lines += md_table(["group", "variant"] + [md_text(k) for k in varying], rows).split("\n")
+    scalars = {k: v for k, v in results.extras.items() if isinstance(v, (int, float, str, bool))}
     if scalars:
-        lines += ["", "Other measurements: " + ", ".join(f"`{k}` = {_number(v) if not isinstance(v, str) else v}"
-                                                         for k, v in scalars.items())]
+        lines += ["", "Other measurements: " + ", ".join(
+            f"{md_code(k)} = {_number(v) if not isinstance(v, str) else md_text(v)}" for k, v in scalars.items())]
     return lines + ["", "</details>"]
 
 
-def _own_figures(entry: Entry, out: Path, results_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """Copy the PNGs an experiment listed in extras["figures"]: (title, file name) pairs and missing paths."""
-    listed = entry.results.get("extras", {}).get("figures", {}) or {}
-    if isinstance(listed, list):
-        listed = {Path(p).stem: p for p in listed}
-    copied, missing = [], []
-    for title, path in listed.items():
-        # A path as written at run time, or the same file name in this --results folder.
-        folder = results_dir / entry.name
-        candidates = (Path(path), folder / entry.results["preset"] / Path(path).name, folder / Path(path).name)
-        source = next((p for p in candidates if p.is_file()), None)
-        if source is None:
-            missing.append(str(path))
-            continue
+def _figures(entry: Entry, out: Path, written: set[str], paper=None) -> list[str]:
+    """The experiment's own figures first (it drew them for its phenomenon, in the order it listed
+    them; a paper experiment's each beside the paper's description of its own), then the standard
+    figures every experiment gets (repro.overview.STANDARD_FIGURES)."""
+    lines = []
+    listed = entry.results.extras.get("figures") or {}
+    found = entry.results.figure_files()
+    for title, source in found:
         target = f"{entry.name}/{source.name}"  # a folder per experiment: no clash with the report's own
         (out / "figures" / entry.name).mkdir(exist_ok=True)
         shutil.copyfile(source, out / "figures" / target)
-        copied.append((title, target))
-    return copied, missing
-
-
-CURVES_CAPTION = ("Accuracy (left) and cross-entropy (right) against training steps, one row per group: "
-                  "the line is the mean over seeds, the band spans the lowest to the highest seed; "
-                  "solid = test set, dashed = training set.")
-FLOW_CAPTION = ("Gradient flow: the norm of each layer's weight gradient at the start of training, input "
-                "layer on the left, output layer on the right, log scale (geometric mean over seeds; band: "
-                "min-max). A line that falls steeply to the left means the gradient vanishes on its way "
-                "down: the lower layers barely learn. A flat line means every layer gets a similar share.")
-
-
-def _figures(entry: Entry, out: Path, results_dir: Path, written: set[str], paper=None) -> list[str]:
-    """The experiment's own figures first (it drew them for its phenomenon, in the order it listed
-    them; a paper experiment's each beside the paper's description of its own), then the learning
-    curves and the gradient flow every experiment gets."""
-    lines = []
-    copied, missing = _own_figures(entry, out, results_dir)
-    for title, target in copied:
         written.add(target)
         theirs = paper.figures.get(title) if paper else None
-        lines += [f"![{entry.name}: {title}](figures/{target})", "", f"*Ours: {title}.*" if theirs else f"*{title}*", ""]
+        lines += [f"![{entry.name}: {md_text(title)}](figures/{target})", "",
+                  f"*Ours: {md_text(title)}.*" if theirs else f"*{md_text(title)}*", ""]
         if theirs:
             lines += [f"> **The paper.** {theirs}", ""]
-    for path in missing:
-        lines += [f"Figure missing: `{path}` (listed by the experiment but not found; re-run it).", ""]
-    for suffix, build, alt, caption in (("curves", curves_figure, "accuracy and loss", CURVES_CAPTION),
-                                        ("gradient-flow", gradient_flow_figure, "gradient flow", FLOW_CAPTION)):
-        fig = build(entry.results)
-        if fig is None:
-            continue
-        target = f"{entry.name}-{suffix}.png"
+    for title in [t for t in listed if t not in {title for title, _ in found}]:
+        lines += [f"Figure missing: *{md_text(title)}* (listed by the experiment but not found in its results "
+                  "folder; re-run it).", ""]
+    for spec, fig in standard_figures(entry.results).items():
+        target = f"{entry.name}-{spec.name}.png"
         figures.save(fig, out / "figures" / target)
         written.add(target)
-        lines += [f"![{entry.name}: {alt}](figures/{target})", "", f"*{caption}*", ""]
+        lines += [f"![{entry.name}: {spec.title}](figures/{target})", "", f"*{spec.caption}*", ""]
     return lines
 
 
 # ---- the report ----
 
-PAPER_PARTS = ("The paper's claim", "Our setup", "What differs")
+def paper_parts(paper) -> dict[str, str]:
+    """The paper's claim, our setup and what differs, as a paper experiment's PAPER states them."""
+    parts = {"The paper's claim": paper.claim, "Our setup": paper.setup, "What differs": paper.differs}
+    return {label: text for label, text in parts.items() if text}
 
 
-def paper_parts(name: str) -> dict[str, str]:
-    """The paragraphs of a paper experiment's docstring that start with PAPER_PARTS' labels."""
-    doc = " ".join((load_experiment(name).__doc__ or "").split())
-    labels = "|".join(re.escape(p) for p in PAPER_PARTS + ("Runtime",))
-    return {m.group(1): m.group(2).strip() for m in re.finditer(rf"({labels}): (.*?)(?= (?:{labels}):|$)", doc)
-            if m.group(1) in PAPER_PARTS}
-
-
-def _section(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
+def _section(entry: Entry, out: Path, written: set[str]) -> list[str]:
     r = entry.results
     paper = paper_of(entry.name)
-    lines = [f'<a id="{entry.name}"></a>', "", f"## {entry.name}: {r.get('title', entry.name)}", "",
-             f"{claims_verdict(r.get('claims', []))} · preset `{r['preset']}` · {plural(r.get('seeds'), 'seed')} · "
-             f"`{entry.path}`"]
+    lines = [f'<a id="{entry.name}"></a>', "", f"## {entry.name}: {md_text(r.title)}", "",
+             f"{claims_verdict(r.claims)} · preset {md_code(r.preset)} · {plural(r.seeds, 'seed')} · "
+             f"{md_code(entry.path)}"]
     if entry.other_presets:
-        lines[-1] += " · also run: " + ", ".join(f"`{p}`" for p in entry.other_presets)
+        lines[-1] += " · also run: " + ", ".join(f"{md_code(p)}" for p in entry.other_presets)
     lines.append("")
     for c in entry.failing():
-        lines += [f"- {FAILS} {md_cell(c['statement'])}: measured {_number(c['measured'])}, needs {c['bound']}"]
+        lines += [f"- {FAILS} {md_text(c.statement)}: measured {_number(c.measured)}, needs {md_text(c.bound)}"]
     if entry.failing():
         lines.append("")
     if paper is not None:
-        for part, text in paper_parts(entry.name).items():
+        for part, text in paper_parts(paper).items():
             lines += [f"**{part}:** {text}", ""]
-    elif r["preset"] != "full":
-        lines += [f"> Preset `{r['preset']}` is shortened; the references describe the full setup, so "
+    elif r.preset != "full":
+        lines += [f"> Preset {md_code(r.preset)} is shortened; the references describe the full setup, so "
                   "differences from them are expected here.", ""]
     lines += _setup(entry) + [""]
     lines += results_table(r) + ["", "**Claims**", ""] + claims_table(r) + [""]
-    for title, table in r.get("extras", {}).get("tables", {}).items():  # tables an experiment made itself
-        lines += [f"**{title}**", "", table, ""]
-    lines += _figures(entry, out, results_dir, written, paper)
+    tables = r.extras.get("tables") or {}
+    for title, table in (tables.items() if isinstance(tables, dict) else ()):  # tables the experiment made
+        lines += [f"**{md_text(title)}**", "", md_text(table, keep_lines=True), ""]
+    lines += _figures(entry, out, written, paper)
     lines += _details(r) + [""]
     return lines
 
@@ -338,11 +280,11 @@ def papers_section(entries: list[Entry]) -> list[str]:
         if e.results is None:
             rows.append([f"{paper.citation}", paper.says, f"{e.problem}: `python -m repro run {e.name} --preset cpu`"])
             continue
-        by_id = {c["id"]: c for c in e.results.get("claims", [])}
-        ours = "<br>".join(f"{MARKS[claims.verdict(by_id[i])]} {md_cell(by_id[i]['statement'])}: "
-                           f"{_number(by_id[i]['measured'])} ({by_id[i]['bound']})" if i in by_id else f"`{i}`: not measured"
-                           for i in paper.headline)
-        rows.append([f"[{paper.citation}](#{e.name})", paper.says, f"{ours}<br>preset `{e.results['preset']}`"])
+        by_id = {c.id: c for c in e.results.claims}
+        ours = "<br>".join(f"{MARKS[claims.verdict(by_id[i])]} {md_text(by_id[i].statement)}: "
+                           f"{_number(by_id[i].measured)} ({md_text(by_id[i].bound)})" if i in by_id
+                           else f"`{i}`: not measured" for i in paper.headline)
+        rows.append([f"[{paper.citation}](#{e.name})", paper.says, f"{ours}<br>preset {md_code(e.results.preset)}"])
     return lines + md_table(["paper", "what it reports", "what we measured"], rows).split("\n") + [""]
 
 
@@ -351,25 +293,32 @@ def _overview(entries: list[Entry]) -> list[str]:
     for e in entries:
         if e.results is None:
             hint = f"`python -m repro run {e.name}`" if e.problem.startswith("not run") else ""
-            rows.append([e.name, "-", "-", "-", f"{e.problem}: {hint}" if hint else e.problem, "-"])
+            rows.append([e.name, "-", "-", "-", f"{e.problem}: {hint}" if hint else md_text(e.problem), "-"])
             continue
         r = e.results
-        verdict = claims_verdict(r.get("claims", []))
-        rows.append([f"[{e.name}](#{e.name})", r.get("title", ""), r["preset"], r.get("seeds"), verdict,
-                     f"{r.get('wall_time', float('nan')):.0f} s"])
+        rows.append([f"[{e.name}](#{e.name})", md_text(r.title), md_text(r.preset), r.seeds, claims_verdict(r.claims),
+                     f"{r.wall_time:.0f} s"])
     return md_table(["experiment", "phenomenon", "preset", "seeds", "claims", "runtime"], rows).split("\n")
 
 
 HOW_TO_READ = (
     "How to read this report: each section starts with its claims' verdict, then the setup, then a "
     "table of every variant's reference figure (book or course) beside our mean ± sd over n seeds, "
-    "with the difference to the nearest end of the reference range and a verdict (✓ within, ≈ the "
-    "seeds' range overlaps the reference, ✗ outside), then every claim with its measured value and its kind "
-    "(phenomenon: a relation meant to hold beyond this setup; figure: a number tied to it; analytic: no "
-    "training involved). The "
-    "figures follow: those the experiment drew for its phenomenon, then accuracy and loss against "
-    "steps (band: min-max over seeds), then the gradient flow (each layer's gradient norm, input to "
-    "output, log scale: a line falling steeply to the left is a vanishing gradient).")
+    "with the difference to the nearest end of the reference range and a verdict. A published figure is "
+    "one run of its source (a range: several runs), so the verdict asks whether one run of ours could "
+    "have given it: ✓ *consistent with our distribution* when the figure lies in the 95% prediction "
+    "interval of one new run of ours (mean ± t·sd·√(1 + 1/n)), ✗ *outside our distribution* when it does "
+    "not, … *too few seeds to tell* under 3 seeds; where our seeds split into modes (some stuck at chance, "
+    "others learning; some diverged) the verdict counts the modes and says whether the figure lies in "
+    "one of them. Example: the book's SGD figure 0.249 beside our 0.232 ± 0.015 (n=3) is consistent "
+    "(one run of ours: 0.158-0.306), although it lies above all three seeds. Then every claim with its "
+    "kind (phenomenon: a relation meant to hold beyond this setup; figure: a number tied to it; "
+    "analytic: no training involved) and its measured value with a 95% interval over resampled seeds and "
+    "the share of resamples in which it holds; a claim whose interval straddles its bound is marked "
+    "*not settled* with an estimate of the seeds that would settle it. The figures follow: those the "
+    "experiment drew for its phenomenon, then accuracy and loss against steps (band: min-max over seeds), "
+    "then the gradient flow (each layer's gradient norm, input to output, log scale: a line falling "
+    "steeply to the left is a vanishing gradient).")
 
 
 # ---- do the phenomena generalise? ----
@@ -384,12 +333,11 @@ def _matrix_cell(cell: dict) -> str:
     return "n/a" if cell["verdict"] == generalise.NOT_APPLICABLE else "–"
 
 
-def read_generalise(results_dir: Path, preset: str | None) -> dict | None:
+def read_generalise(layout: Layout, preset: str | None) -> dict | None:
     """The matrix at ``preset``, or the newest one when none is asked for."""
-    files = sorted((Path(results_dir) / generalise.FOLDER).glob("*.json"), key=lambda f: f.stat().st_mtime,
-                   reverse=True)
+    files = layout.matrices()
     chosen = [f for f in files if f.stem == preset] if preset else files[:1]
-    return generalise.read_matrix(results_dir, chosen[0].stem) if chosen else None
+    return generalise.read_matrix(layout, chosen[0].stem) if chosen else None
 
 
 REFERENCE_ONLY = {"figure": "figures", "analytic": "analytic checks"}
@@ -433,14 +381,14 @@ def generalise_section(matrix: dict, audit_rows: list[dict] | None) -> list[str]
                     "hidden fully connected layers under widths ×2), so they are counted with neither.")
     lines += ["", reading, ""]
     for name, claim, cond, cell in generalise.failures(matrix):
-        lines.append(f"- {FAILS} {name}: {md_cell(claim['statement'])} under {label_of[cond]}: measured "
+        lines.append(f"- {FAILS} {name}: {md_text(claim['statement'])} under {label_of[cond]}: measured "
                      f"{_number(cell['measured'])}, needs {cell['bound']}")
     for key, error in matrix.get("errors", {}).items():
-        lines.append(f"- {FAILS} {key} could not run: {md_cell(error)}")
+        lines.append(f"- {FAILS} {key} could not run: {md_text(error)}")
     lines.append("")
     for exp, e in matrix["experiments"].items():
         lines += [f"**[{exp}](#{exp})**: {e['title']}", ""]
-        rows = [[c["statement"], c["bound"]] + [_matrix_cell(c["cells"][n]) for n in names]
+        rows = [[md_text(c["statement"]), md_text(c["bound"])] + [_matrix_cell(c["cells"][n]) for n in names]
                 for c in e["claims"]]
         lines += (md_table(["phenomenon claim", "bound"] + [label_of[n] for n in names], rows).split("\n")
                   if rows else ["No phenomenon claims."])
@@ -450,7 +398,7 @@ def generalise_section(matrix: dict, audit_rows: list[dict] | None) -> list[str]
             lines += ["", "Judged at the reference only: " + "; ".join(rest) + "."]
         lines.append("")
     if audit_rows:
-        rows = [[r["number"], r["statement"], r["kind"],
+        rows = [[r["number"], md_text(r["statement"]), md_text(r["kind"]),
                  generalise.beyond_reference([tuple(x) for x in r["evidence_ids"]], matrix)]
                 for r in audit_rows if r.get("evidence_ids")]
         lines += ["**The notes' statements beyond the reference setup**, judged by the same claims as in "
@@ -460,34 +408,66 @@ def generalise_section(matrix: dict, audit_rows: list[dict] | None) -> list[str]
     return lines
 
 
-def _reported(entry: Entry, out: Path, results_dir: Path, written: set[str]) -> list[str]:
+def _reported(entry: Entry, out: Path, written: set[str]) -> list[str]:
     """The entry's section, or, where its results file cannot be reported, a line that says why."""
     try:
-        return _section(entry, out, results_dir, written)
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        # One malformed or outdated results file must not hide every other experiment.
+        return _section(entry, out, written)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        # One results file the loader let through but a section cannot draw must not hide every other experiment.
         entry.problem = f"could not be reported ({type(err).__name__}: {err})"
         entry.results = None
         return [f'<a id="{entry.name}"></a>', "", f"## {entry.name}", "",
-                f"{FAILS} {entry.problem}; results file `{entry.path}`.", ""]
+                f"{FAILS} {md_text(entry.problem)}; results file {md_code(entry.path)}.", ""]
 
 
-def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"),
-                 preset: str | None = None) -> Summary:
-    """Write out/REPORT.md and out/figures/*.png from the results files alone."""
-    results_dir, out = Path(results_dir), Path(out)
+TITLE_LINE = "# dl-repro report"
+MANIFEST = ".written-by-dl-repro"   # in figures/: the PNGs the last report wrote, the only ones it may remove
+
+
+def _check_owned(report: Path) -> None:
+    """Refuse to overwrite a REPORT.md this suite did not write."""
+    try:
+        with report.open(encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().rstrip("\n")
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if first != TITLE_LINE:
+        raise ConfigError(f"{report} exists and was not written by repro report; move it, or choose another "
+                          "folder with --out")
+
+
+def _remove_stale(figures_dir: Path, written: set[str]) -> None:
+    """Remove the PNGs the previous report wrote and this one did not; never a file it did not write."""
+    manifest = figures_dir / MANIFEST
+    try:
+        before = set(json.loads(manifest.read_text()))
+    except (OSError, ValueError, TypeError):
+        before = set()
+    root = figures_dir.resolve()
+    for name in before - written:
+        path = (figures_dir / str(name)).resolve()
+        if path.suffix == ".png" and path.is_relative_to(root) and path.is_file():
+            path.unlink()
+    manifest.write_text(json.dumps(sorted(written)))
+
+
+def build_report(layout: Layout = Layout(), out: Path = Path("reports"), preset: str | None = None) -> Summary:
+    """Write out/REPORT.md and out/figures/*.png from the results files alone. Unreadable results files
+    are named in the report and in ``Summary.unreadable``; every other experiment is reported."""
+    out = Path(out)
+    _check_owned(out / "REPORT.md")
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    entries = load_entries(results_dir, preset)
+    entries = load_entries(layout, preset)
     summary = Summary(out / "REPORT.md", entries)
     written: set[str] = set()
     papers = [e for e in entries if paper_of(e.name) is not None]
-    body = [line for e in summary.run if e not in papers for line in _reported(e, out, results_dir, written)]
-    paper_body = [line for e in summary.run if e in papers for line in _reported(e, out, results_dir, written)]
+    body = [line for e in summary.run if e not in papers for line in _reported(e, out, written)]
+    paper_body = [line for e in summary.run if e in papers for line in _reported(e, out, written)]
     if papers:  # after the sections of the notes; its table reads the paper sections' outcome
         body += papers_section(papers) + paper_body
     failing = summary.failing
     not_run = [e.name for e in entries if e.problem.startswith("not run")]
-    broken = [e for e in entries if e.problem and not e.problem.startswith("not run")]
+    broken = summary.unreadable
     head = [f"**{len(summary.run)} of {len(entries)} experiments run** · "]
     head[0] += claims_verdict(summary.claims)
     if failing:
@@ -496,16 +476,16 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
         head[0] += f" · {FAILS} {plural(len(broken), 'results file')} unreadable: " + ", ".join(e.name for e in broken)
     if not_run:
         head.append(f"Not run: {', '.join(not_run)} (`python -m repro run <name>`, or `make exp-all`).")
-    lines = ["# dl-repro report", "",
-             f"Built by `python -m repro report` from `{results_dir}/` on {time.strftime('%Y-%m-%d %H:%M')}; "
-             "nothing is re-trained to draw it.", ""]
-    matrix = read_generalise(results_dir, preset)
-    audit = next((e.results.get("extras", {}).get("audit") for e in summary.run if e.name == "claims_audit"), None)
+    lines = [TITLE_LINE, "",
+             f"Built by `python -m repro report` from {md_code(str(layout.results) + '/')} on "
+             f"{time.strftime('%Y-%m-%d %H:%M')}; nothing is re-trained to draw it.", ""]
+    matrix = read_generalise(layout, preset)
+    audit = next((e.results.extras.get("audit") for e in summary.run if e.name == "claims_audit"), None)
     if matrix:
         every = [c for e in matrix["experiments"].values() for c in e["claims"]]
         everywhere = sum(generalise.generalises(c) == "everywhere" for c in every)
         bad = generalise.failures(matrix)
-        head.append(f"[Beyond the reference setup](#generalise) (preset `{matrix['preset']}`): {everywhere} of "
+        head.append(f"[Beyond the reference setup](#generalise) (preset {md_code(matrix['preset'])}): {everywhere} of "
                     f"{plural(len(every), 'phenomenon claim')} hold under every condition that judged them; "
                     + (f"❌ {plural(len(bad), 'cell')} of the matrix {'fails' if len(bad) == 1 else 'fail'}, "
                        "findings listed there." if bad else "no cell of the matrix fails."))
@@ -515,7 +495,5 @@ def build_report(results_dir: Path = Path("results"), out: Path = Path("reports"
     if matrix:
         lines += generalise_section(matrix, audit)
     summary.path.write_text("\n".join(lines).rstrip() + "\n")
-    for stale in (out / "figures").rglob("*.png"):
-        if stale.relative_to(out / "figures").as_posix() not in written:
-            stale.unlink()
+    _remove_stale(out / "figures", written)
     return summary

@@ -13,24 +13,20 @@ import itertools
 import time
 from pathlib import Path
 
-from . import tb
-from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, config_from_text, parse_value
+from . import metrics, tb
+from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, coerce, value_text
 from .executor import TrialSpec, check_executor, default_workers
+from .layout import Layout, safe_name
+from .results import Trial, aggregate
 from .device import choose_device
-from .runner import aggregate, environment, make_output_dirs, run_trials
+from .runner import environment, make_output_dirs, run_trials
 from .store import TrialStore, write_json
 from .tables import text_table
-
-# the metrics a sweep ranks cells by, and which way is better (not the train-test gap: a cell that
-# never learned has the smallest one)
-GOALS = {"final_test_acc": "max", "best_test_acc": "max", "final_train_acc": "max",
-         "final_test_loss": "min", "final_train_loss": "min", "late_loss": "min", "post_update_loss": "min"}
-
 
 def parse_grid(pairs: list[str], sets: dict[str, str] | None = None) -> dict[str, list]:
     """``["lr=0.01,0.1"]`` -> ``{"lr": [0.01, 0.1]}``. Tuple keys (widths, conv) separate values with
     '|': ``widths=100,100|50,50``. Each value is checked by building its config on top of ``sets``."""
-    base = config_from_text(TrialConfig(), sets or {})
+    base = apply_overrides(TrialConfig(), sets or {})
     grid: dict[str, list] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -45,7 +41,7 @@ def parse_grid(pairs: list[str], sets: dict[str, str] | None = None) -> dict[str
         values = []
         for item in (t.strip() for t in text.split(separator)):
             try:
-                value = parse_value(key, item)
+                value = coerce(key, item)
                 base.replace(**{key: value})
             except ConfigError as err:
                 detail = str(err).split(": ", 1)[-1]
@@ -59,82 +55,77 @@ def parse_grid(pairs: list[str], sets: dict[str, str] | None = None) -> dict[str
     return grid
 
 
-def format_value(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)
-
-
 def cell_name(params: dict) -> str:
-    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+    return " ".join(f"{k}={value_text(v)}" for k, v in params.items())
 
 
 def sweep_name(grid: dict[str, list]) -> str:
     """A file name from the grid itself, so different grids never share results."""
-    name = tb.safe_name("__".join(f"{k}={'_'.join(format_value(v) for v in vs)}" for k, vs in grid.items()))
+    name = safe_name("__".join(f"{k}={'_'.join(value_text(v) for v in vs)}" for k, vs in grid.items()))
     if len(name) > 80:
         name = "__".join(grid) + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return name
 
 
 def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: int = 3, device: str = "auto",
-              name: str | None = None, metric: str = "final_test_acc", logdir: Path = Path("runs"),
-              results_dir: Path = Path("results"), workers: int | None = None, progress: bool = True,
+              name: str | None = None, metric: str = "final_test_acc", layout: Layout = Layout(),
+              workers: int | None = None, progress: bool = True,
               resume: bool = False, executor: str = "local", address: str | None = None) -> dict:
     """Run (or, with ``resume``, finish) a sweep; returns the results dict it saved."""
-    if metric not in GOALS:
-        raise ConfigError(f"--metric {metric}: choose from {', '.join(GOALS)}")
+    if metric not in metrics.rankable():
+        raise ConfigError(f"--metric {metric}: choose from {', '.join(metrics.rankable())}")
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds}: need at least one seed")
     check_executor(executor, address)
-    base = config_from_text(TrialConfig(), sets or {})
+    base = apply_overrides(TrialConfig(), sets or {})
     cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     configs = {cell_name(c): apply_overrides(base, c) for c in cells}
     device, device_choice = choose_device(device, list(configs.values()), len(configs) * seeds, workers)
     workers = workers or default_workers(device)
-    name = tb.safe_name(name) if name else sweep_name(grid)
-    out_dir, sweep_logdir = Path(results_dir) / "sweeps" / name, Path(logdir) / "sweeps" / name
+    name = safe_name(name) if name else sweep_name(grid)
+    out_dir, sweep_logdir = layout.sweep_outputs(name), layout.sweep_logdir(name)
     make_output_dirs(out_dir, sweep_logdir)
     started = time.perf_counter()
-    specs = [TrialSpec(config=cfg.to_dict(), seed=s, device=device, tag=cell,
-                       logdir=str(sweep_logdir / tb.safe_name(cell) / f"seed{s}"),
+    specs = [TrialSpec(config=cfg, seed=s, device=device, tag=cell,
+                       logdir=str(sweep_logdir / safe_name(cell) / f"seed{s}"),
                        hparams={"sweep": name, "cell": cell})
              for cell, cfg in configs.items() for s in range(seeds)]
-    with TrialStore(out_dir / "trials", f"sweep {name}", resume) as store:
+    # the lock covers the sweep's results and logs until they are written
+    with TrialStore(out_dir / "trials", f"sweep {name}", resume, logdir=sweep_logdir) as store:
         trials, resumed = run_trials(specs, store, workers, progress, f"sweep {name}", executor, address)
 
-    by_cell = {cell: [t for t in trials if t["tag"] == cell] for cell in configs}
-    results = {
-        "sweep": name, "metric": metric,
-        "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
-        "sets": dict(sets or {}), "seeds": seeds, "env": environment(device, workers, executor, device_choice),
-        "cells": {cell: {"params": {k: format_value(v) for k, v in c.items()},
-                         "config": configs[cell].to_dict(), "aggregate": aggregate(by_cell[cell])}
-                  for cell, c in zip(configs, cells)},
-        # per-step batch losses stay in the trial files (results/sweeps/<name>/trials/): hundreds of
-        # trials x thousands of steps would make this file slow to read for a table
-        "trials": [{"cell": t["tag"], **{k: v for k, v in t.items() if k not in ("tag", "batch_loss")}}
-                   for t in trials],
-    }
-    results["best"] = best_cells(results["cells"])
-    results["wall_time"] = time.perf_counter() - started
-    results["resumed_trials"] = resumed
-    results["path"] = str(out_dir.parent / f"{name}.json")
-    for cell in configs:
-        tb.write_mean_run(sweep_logdir / tb.safe_name(cell) / "mean", cell, by_cell[cell], f"sweeps/{name}")
-    tb.write_layout(sweep_logdir, f"sweeps/{name}", list(configs))
-    write_json(Path(results["path"]), results)
+        by_cell = {cell: [Trial.from_engine(t, cell) for t in trials if t["tag"] == cell] for cell in configs}
+        results = {
+            "sweep": name, "metric": metric,
+            "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
+            "sets": dict(sets or {}), "seeds": seeds, "env": environment(device, workers, executor, device_choice),
+            "cells": {cell: {"params": {k: value_text(v) for k, v in c.items()},
+                             "config": configs[cell].to_dict(), "aggregate": aggregate(by_cell[cell])}
+                      for cell, c in zip(configs, cells)},
+            # per-step batch losses stay in the trial files (results/sweeps/<name>/trials/): hundreds of
+            # trials x thousands of steps would make this file slow to read for a table
+            "trials": [{"cell": t["tag"], **{k: v for k, v in t.items() if k not in ("tag", "batch_loss")}}
+                       for t in trials],
+        }
+        results["best"] = best_cells(results["cells"])
+        results["wall_time"] = time.perf_counter() - started
+        results["resumed_trials"] = resumed
+        results["path"] = str(layout.sweep_file(name))
+        for cell in configs:
+            tb.write_mean_run(sweep_logdir / safe_name(cell) / "mean", by_cell[cell], f"sweeps/{name}")
+        tb.write_layout(sweep_logdir, f"sweeps/{name}", list(configs))
+        write_json(Path(results["path"]), results)
     return results
 
 
 def best_cells(cells: dict) -> dict:
     """For each metric with a direction, the cell whose mean over seeds is best (all-diverged cells excluded)."""
     best = {}
-    for metric, goal in GOALS.items():
+    for metric, better in metrics.rankable().items():
         scored = [(c["aggregate"][metric]["mean"], name) for name, c in cells.items()
                   if c["aggregate"][metric]["mean"] is not None]
         if scored:
-            mean, name = (max if goal == "max" else min)(scored, key=lambda s: s[0])
+            mean, name = (max if better == metrics.HIGHER else min)(scored, key=lambda s: s[0])
             best[metric] = {"cell": name, "mean": mean}
     return best
 
@@ -142,7 +133,7 @@ def best_cells(cells: dict) -> dict:
 def ranked(results: dict, metric: str | None = None) -> list[str]:
     """Cell names, best first by ``metric``'s mean; cells where every seed diverged last."""
     metric = metric or results["metric"]
-    sign = -1 if GOALS[metric] == "max" else 1
+    sign = -1 if metrics.rankable()[metric] == metrics.HIGHER else 1
     cells = results["cells"]
     return sorted(cells, key=lambda c: (cells[c]["aggregate"][metric]["mean"] is None,
                                         sign * (cells[c]["aggregate"][metric]["mean"] or 0.0)))

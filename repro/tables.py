@@ -12,6 +12,22 @@ def md_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "`": "\\`"})
+
+
+def md_text(value, keep_lines: bool = False) -> str:
+    """Text from a results file as inert Markdown: no HTML tag, link, image or code span can form from
+    it (results files are shared, so untrusted), and no line break unless ``keep_lines`` (a table's
+    own rows)."""
+    text = str(value).translate(_ESCAPES)
+    return text if keep_lines else text.replace("\n", " ")
+
+
+def md_code(value) -> str:
+    """Text from a results file as an inline code span, which Markdown renders literally."""
+    return "`" + str(value).replace("`", "'").replace("\n", " ").replace("|", "\\|") + "`"
+
+
 def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(map(md_cell, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]

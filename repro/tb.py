@@ -11,7 +11,6 @@ import base64
 import json
 import math
 import os
-import re
 import urllib.parse
 from pathlib import Path
 
@@ -19,23 +18,14 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-# evaluation-point field -> scalar tag (DESIGN.md's names)
-POINT_TAGS = {"loss_train": "loss/train", "loss_test": "loss/test", "loss_batch": "loss/batch",
-              "accuracy_train": "accuracy/train", "accuracy_test": "accuracy/test", "lr": "lr"}
-ACTIVATION_TAGS = {"mean": "act_mean", "std": "act_std", "saturated": "act_saturated", "dead": "act_dead",
-                   "preact_mean": "preact_mean", "preact_std": "preact_std"}
-# final metrics shown in the hparams table
-HPARAM_METRICS = {"final_test_acc": "hparams/final_test_acc", "final_test_loss": "hparams/final_test_loss",
-                  "grad_ratio_first_last": "hparams/grad_ratio_first_last"}
-AGGREGATED = ("accuracy_test", "loss_test", "accuracy_train", "loss_train")
+from . import metrics
+from .config import value_text
+from .layout import Layout
+from .results import gradient_flow, group_variants
 
-
-def trial_dir(logdir: Path, experiment: str, preset: str, variant: str, seed: int) -> Path:
-    return Path(logdir) / experiment / preset / safe_name(variant) / f"seed{seed}"
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name)
+# What a trial logs, and under which tag, is repro/metrics.py's registry: every POINT metric, every
+# statistic a probe recorded (LAYER metrics, <tag>/<layer>), and the hparams table's TRIAL metrics.
+AGGREGATED = tuple(metrics.curves())   # the curves a mean run holds: mean, min and max over seeds
 
 
 class TrialWriter:
@@ -47,27 +37,29 @@ class TrialWriter:
 
     def log_point(self, point: dict) -> None:
         step, w = point["step"], self.writer
-        for field, tag in POINT_TAGS.items():
-            w.add_scalar(tag, point[field], step)
+        for m in metrics.of_scope(metrics.POINT):
+            if m.tag and m.name in point:
+                w.add_scalar(m.tag, point[m.name], step)
         for layer, norm in point["grad_norm"].items():
             w.add_scalar(f"grad_norm/{layer}", norm, step)
-        for layer, stats in point["activations"].items():
-            for key, tag in ACTIVATION_TAGS.items():
-                w.add_scalar(f"{tag}/{layer}", stats[key], step)
-        for layer, stats in point.get("layer_outputs", {}).items():  # config probe_outputs
-            w.add_scalar(f"out_mean/{layer}", stats["mean"], step)
-            w.add_scalar(f"out_std/{layer}", stats["std"], step)
+        for group in ("activations", "layer_outputs"):
+            for layer, stats in point.get(group, {}).items():
+                for key, value in stats.items():
+                    tag = metrics.layer_metric(group, key).tag
+                    if tag:
+                        w.add_scalar(f"{tag}/{layer}", value, step)
 
     def log_final(self, result: dict) -> None:
-        hp = {k: _hparam_value(v) for k, v in {**result["config"], **self.hparams}.items()}
-        metrics = {tag: float(result["summary"][key]) for key, tag in HPARAM_METRICS.items()}
+        hp = {k: v if isinstance(v, (bool, int, float, str)) else value_text(v)
+              for k, v in {**result["config"], **self.hparams}.items()}
+        finals = {m.tag: float(result["summary"][m.name]) for m in metrics.of_scope(metrics.TRIAL) if m.hparam}
         hp["status"] = result["status"]
         hp["seed"] = result["seed"]  # one row per trial in the hparams table, seeds told apart
-        experiment, *session = hparams_summary(hp, metrics)
+        experiment, *session = hparams_summary(hp, finals)
         for summary in (_flag_compared(experiment, {*self.hparams, "seed"}), *session):
             self.writer.file_writer.add_summary(summary)
         step = result["config"]["iters"]
-        for tag, value in metrics.items():
+        for tag, value in finals.items():
             self.writer.add_scalar(tag, value, step)
         if result["status"] == "diverged":
             self.writer.add_text("status", f"diverged at step {result['diverged_at']}", step)
@@ -85,14 +77,6 @@ def _flag_compared(summary, names: set[str]):
         info.differs = info.name in names
     plugin_data.content = data.SerializeToString()
     return summary
-
-
-def _hparam_value(value):
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    if value is None:
-        return "none"
-    return value
 
 
 # ---- the story of an experiment: Custom Scalars and Time Series, designed to TensorBoard's front end ----
@@ -122,7 +106,7 @@ def _hparam_value(value):
 PALETTE = 7
 SELECT_ALL_MAX = 40
 STORY_REGEX = "/mean$"  # the runs the story is drawn from: runs/<experiment>/<preset>/<variant>/mean
-STORY_CURVES = {"accuracy_test": "test accuracy", "loss_train": "training loss"}  # charted; all AGGREGATED written
+STORY_CURVES = {m.name: m.story for m in metrics.of_scope(metrics.POINT) if m.story}  # charted; all AGGREGATED written
 FLOW = "grad_flow_log10"
 _NO_PARENS = str.maketrans("()/", "[]-")
 
@@ -142,9 +126,7 @@ def chart_groups(variants: dict[str, str], most: int = PALETTE) -> list[tuple[st
     parts of at most ``most`` variants, so no chart repeats a colour. Equal parts where up to twice the
     fewest parts allow them (9 -> 3 + 3 + 3, 16 -> 4 x 4): groups are usually a grid (3 families x 3
     depths, 2 optimisers x 8 rates), whose rows equal parts keep apart; else near-equal (11 -> 6 + 5)."""
-    groups: dict[str, list[str]] = {}
-    for name, group in variants.items():
-        groups.setdefault(group or "all variants", []).append(name)
+    groups = group_variants(variants)
     out = []
     for group, names in groups.items():
         fewest = math.ceil(len(names) / most)
@@ -156,35 +138,34 @@ def chart_groups(variants: dict[str, str], most: int = PALETTE) -> list[tuple[st
     return out
 
 
-def _finished(trials: list[dict]) -> list[dict]:
-    return [t for t in trials if t["status"] == "ok" and t["history"]]
+def _finished(trials: list) -> list:
+    return [t for t in trials if t.finished and t.history]
 
 
-def gradient_flow_log10(trials: list[dict]) -> list[tuple[int, float, float, float]]:
+def gradient_flow_log10(trials: list) -> list[tuple[int, float, float, float]]:
     """(layer number from 1 = input, mean, min, max) over seeds of log10 of the layer's weight-gradient norm
-    over the first evaluation interval (the report's gradient-flow chart; the mean of the logs is the log of
+    over the first evaluation interval (repro.results.gradient_flow; the mean of the logs is the log of
     the geometric mean). Layers whose norm is 0 in every seed are left out: a log axis has no place for them."""
-    ok = [t for t in _finished(trials) if t["history"][0].get("grad_norm")]
-    if not ok:
+    flow = gradient_flow(trials)
+    if flow is None:
         return []
     out = []
-    for number, layer in enumerate(ok[0]["layers"], start=1):
-        with np.errstate(divide="ignore"):
-            logs = np.log10([t["history"][0]["grad_norm"][layer] for t in ok])
-        logs = logs[np.isfinite(logs)]
-        if len(logs):
-            out.append((number, float(logs.mean()), float(logs.min()), float(logs.max())))
+    with np.errstate(divide="ignore"):
+        logs = np.log10(flow["norms"])
+    for number, column in enumerate(logs.T, start=1):
+        column = column[np.isfinite(column)]
+        if len(column):
+            out.append((number, float(column.mean()), float(column.min()), float(column.max())))
     return out
 
 
-def curve_points(trials: list[dict]) -> int:
+def curve_points(trials: list) -> int:
     """Evaluation points every finished seed has (the curves are drawn over these); 0 under two."""
-    n = min((len(t["history"]) for t in _finished(trials)), default=0)
+    n = min((len(t.history) for t in _finished(trials)), default=0)
     return n if n >= 2 else 0
 
 
-def write_mean_run(path: Path, variant: str, trials: list[dict], experiment: str = "",
-                   label: str = "all variants") -> None:
+def write_mean_run(path: Path, trials: list, experiment: str = "", label: str = "all variants") -> None:
     """Mean, min and max across seeds of the main curves, and the gradient flow (log10 norm by layer, the
     layer number as the step), tagged for the chart group ``label`` of ``experiment`` (mean_tag)."""
     clear_events(path)
@@ -193,12 +174,12 @@ def write_mean_run(path: Path, variant: str, trials: list[dict], experiment: str
         return
     writer = SummaryWriter(str(path))
     for i in range(curve_points(ok)):
-        step = ok[0]["history"][i]["step"]
+        step = ok[0].history[i]["step"]
         for field in AGGREGATED:
-            values = np.array([t["history"][i][field] for t in ok], dtype=float)
+            values = np.array([t.history[i][field] for t in ok], dtype=float)
             for stat, value in (("mean", values.mean()), ("min", values.min()), ("max", values.max())):
-                writer.add_scalar(mean_tag(experiment, label, POINT_TAGS[field], stat), value, step)
-    for number, mean, low, high in gradient_flow_log10(ok):
+                writer.add_scalar(mean_tag(experiment, label, metrics.BY_NAME[field].tag, stat), value, step)
+    for number, mean, low, high in gradient_flow_log10(trials):
         for stat, value in (("mean", mean), ("min", low), ("max", high)):
             writer.add_scalar(mean_tag(experiment, label, FLOW, stat), value, number)
     writer.close()
@@ -217,7 +198,7 @@ def layout(prefix: str, charts: list[tuple[str, list[str]]], curves: set[str] | 
     for label, _ in charts:
         shown = []  # in the order a person reads them
         if curves is None or label in curves:
-            shown += [(f"{text} · mean over seeds, band: lowest to highest seed", _margin(prefix, label, POINT_TAGS[f]))
+            shown += [(f"{text} · mean over seeds, band: lowest to highest seed", _margin(prefix, label, metrics.BY_NAME[f].tag))
                       for f, text in STORY_CURVES.items()]
         if flows is None or label in flows:
             shown.append(("gradient flow · log10 of each layer's weight-gradient norm at the start of training "
@@ -246,20 +227,21 @@ def write_layout(path: Path, experiment: str, variants: list[str] | dict[str, st
     writer.close()
 
 
-def write_dashboards(logdir: Path, experiment: str, preset: str, variants: dict[str, str],
-                     trials: dict[str, list[dict]]) -> None:
+def write_dashboards(layout: Layout, experiment: str, preset: str, run) -> None:
     """An experiment's story: each variant's mean run, one chart group after another (so each chart's runs
-    are consecutive in TensorBoard's run order and take different colours), then the layout in ``logdir``
-    (runs/<experiment>/<preset>/); then every run dir there is left with one event file."""
-    prefix = f"{experiment}/{preset}"
-    charts = chart_groups(variants)
+    are consecutive in TensorBoard's run order and take different colours), then the layout in the run's
+    logdir (runs/<experiment>/<preset>/); then every run dir there is left with one event file. ``run``:
+    a repro.results.Run."""
+    prefix, logdir = f"{experiment}/{preset}", layout.logdir(experiment, preset)
+    variants = {v.id: v.group for v in run.variants.values()}
     curves, flows = set(), set()
-    for label, names in charts:
-        for name in names:
-            write_mean_run(Path(logdir) / safe_name(name) / "mean", name, trials[name], prefix, label)
-            if curve_points(trials[name]):
+    for label, ids in chart_groups(variants):
+        for vid in ids:
+            trials = run.variant(vid).trials
+            write_mean_run(layout.mean_logdir(experiment, preset, vid), trials, prefix, label)
+            if curve_points(trials):
                 curves.add(label)
-            if gradient_flow_log10(trials[name]):
+            if gradient_flow_log10(trials):
                 flows.add(label)
     write_layout(logdir, prefix, variants, curves, flows)
     for folder in sorted({f.parent for f in Path(logdir).rglob("events.out.tfevents.*")}):
@@ -297,29 +279,58 @@ def time_series_url(base: str = "http://127.0.0.1:6006") -> str:
     return f"{base.rstrip('/')}/?{query}#timeseries"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m repro.tb LOGDIR --port N`: the URLs `make tensorboard` prints before it starts the server."""
+def story_first(app, logdir: Path):
+    """TensorBoard's WSGI app, with its bare address (``/`` without a query: what TensorBoard itself prints
+    and what people type) redirected to the story, so that no address opens on every seed at smoothing 0.6
+    or on an empty Custom Scalars. Any other request, the story's own address included, goes to TensorBoard."""
+    def serve(environ, start_response):
+        if environ.get("PATH_INFO", "") in ("", "/") and not environ.get("QUERY_STRING") and story_runs(logdir):
+            start_response("302 Found", [("Location", story_url(logdir, base="")), ("Cache-Control", "no-store")])
+            return [b""]
+        return app(environ, start_response)
+    return serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m repro.tb LOGDIR --port N` (make tensorboard): TensorBoard on 127.0.0.1, and each address
+    it prints opens on the experiments' story; Ctrl-C stops it."""
     import argparse
+    import sys
+    import threading
+
+    from tensorboard import program
     parser = argparse.ArgumentParser(prog="python -m repro.tb", description=main.__doc__)
     parser.add_argument("logdir", type=Path)
     parser.add_argument("--port", type=int, default=6006)
     args = parser.parse_args(argv)
-    base = f"http://127.0.0.1:{args.port}"
+    server = program.TensorBoard(server_class=lambda app, flags: program.create_port_scanning_werkzeug_server(
+        story_first(app, args.logdir), flags))
+    server.configure(logdir=str(args.logdir), host="127.0.0.1", port=args.port)
+    try:
+        base = server.launch().rstrip("/")  # serves from a thread, and prints no address of its own
+    except program.TensorBoardServerException as err:
+        print(f"error: {err.msg}; choose another port with TB_PORT=... (--port)", file=sys.stderr)
+        return 2
     runs = story_runs(args.logdir)
-    print(f"TensorBoard at {base}/ (local only; Ctrl-C to stop).")
-    if not runs:
-        print(f"No experiment has written its dashboards to {args.logdir}/ yet: e.g. make exp-optimizers.")
-        return
-    print(f"Each experiment's story, {len(runs)} mean runs selected (Custom Scalars: a chart per group of "
-          f"variants, mean over seeds with its min-max band, and the gradient flow):\n  {story_url(args.logdir, base)}")
-    print(f"The same mean curves in Time Series (a card per group and quantity):\n  {time_series_url(base)}")
+    if runs:
+        print(f"TensorBoard on 127.0.0.1 only (Ctrl-C stops it). The story of each experiment, {len(runs)} mean runs "
+              f"selected (Custom Scalars: a chart per group of variants, the mean over seeds with its band from "
+              f"the lowest to the highest seed, and the gradient flow):\n  {story_url(args.logdir, base)}", flush=True)
+    else:
+        print(f"TensorBoard on 127.0.0.1 only (Ctrl-C stops it). No experiment has written its dashboards to "
+              f"{args.logdir}/ yet (e.g. make exp-optimizers); once one has, {base}/ opens on its story.", flush=True)
     experiments = sorted({run.split("/")[0] for run in runs})
     if len(experiments) > 1:
         # measured with six full presets here: every chart asks for every selected run, and the page
         # had not drawn in 2 minutes; one experiment's logdir drew in 3-11 s
         print(f"{len(experiments)} experiments here: every chart waits for every selected run, so the page fills "
               f"in slowly. One at a time draws in seconds: make tensorboard TB_LOGDIR={args.logdir}/<experiment> "
-              f"({', '.join(experiments)})")
+              f"({', '.join(experiments)})", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 # ---- one event file per run directory ----
@@ -374,4 +385,4 @@ def log_figure(path: Path, tag: str, figure) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,7 +1,9 @@
-"""Shared fixtures: each experiment's quick preset runs once per test session, into a temp dir."""
+"""Shared fixtures: each experiment's quick preset runs once per test session, into a temp dir; what every
+experiment's test checks is in tests/test_experiments.py, each experiment's own file keeps only its specifics."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -13,19 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from repro.layout import Layout
 from repro.runner import run_experiment
 
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
-    """``quick_run("vanishing")`` -> the results dict of that experiment's quick preset (cached)."""
-    cache: dict[str, dict] = {}
+    """``quick_run("vanishing")`` -> the repro.results.Run of that experiment's quick preset (cached)."""
+    cache: dict = {}
 
-    def run(name: str, **kwargs) -> dict:
+    def run(name: str, **kwargs):
         if name not in cache:
             root = tmp_path_factory.mktemp(f"quick-{name}")
-            cache[name] = run_experiment(name, "quick", device="cpu", logdir=root / "runs",
-                                         results_dir=root / "results", progress=False, **kwargs)
+            cache[name] = run_experiment(name, "quick", device="cpu", layout=Layout(root / "results", root / "runs"),
+                                         progress=False, **kwargs)
         return cache[name]
     return run
 
@@ -40,37 +43,39 @@ def random_dataset(seed: int = 0, n_train: int = 200, n_test: int = 100):
     return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
 
 
-def per_seed(results: dict, variant: str, metric: str = "final_test_acc") -> list[float]:
-    return [t["summary"][metric] for t in results["trials"] if t["variant"] == variant]
+def per_seed(run, variant: str, metric: str = "final_test_acc") -> list[float]:
+    """Each seed's TRIAL metric of a variant (by id) of a repro.results.Run."""
+    return run.variant(variant).values(metric)
 
 
-def assert_claims_hold(results: dict) -> None:
+def assert_claims_hold(run) -> None:
     """Every claim the run judged holds, read from its results, and what the run prints and the
     report shows say exactly that: each claim with the verdict repro.claims.verdict gives it, no
     FAILS anywhere. A claim the run cannot judge (its ``needs``) is printed as such, not exempted here."""
     from repro import report
     from repro.claims import FAILS, verdict
     from repro.runner import summary_table
-    from repro.tables import md_cell
-    claims = results["claims"]
-    failed = [f"{c['id']}: {c['statement']}: measured {c['measured']:.4g} ({c['bound']})"
-              for c in claims if verdict(c) == FAILS]
+    from repro.tables import md_text
+    failed = [f"{c.id}: {c.statement}: measured {c.measured:.4g} ({c.bound})" for c in run.claims
+              if verdict(c) == FAILS]
     assert not failed, "claims failed:\n" + "\n".join(failed)
-    printed, shown = summary_table(results), "\n".join(report.claims_table(results))
-    for c in claims:
-        assert f"[{verdict(c).upper()}] {c['statement']}: measured" in printed, c["id"]
-        assert report.MARKS[verdict(c)] in next(line for line in shown.split("\n") if md_cell(c["statement"]) in line)
+    printed, shown = summary_table(run), "\n".join(report.claims_table(run))
+    for c in run.claims:
+        assert f"[{verdict(c).upper()}] {c.statement}: measured" in printed, c.id
+        assert report.MARKS[verdict(c)] in next(line for line in shown.split("\n") if md_text(c.statement) in line)
     assert "[FAILS]" not in printed and report.FAILS not in shown
 
 
-def assert_figures_drawn(results: dict, count: int) -> None:
-    """The experiment listed ``count`` figures, and each is a PNG on disk with something drawn on
-    it: a readable image of at least 300 x 200 pixels whose pixels are not all one colour."""
+def assert_figures_drawn(run, count: int | None = None) -> None:
+    """The experiment listed ``count`` figures (any number, with None), and each is a PNG in the run's
+    outputs with something drawn on it: a readable image of at least 300 x 200 pixels whose pixels are
+    not all one colour."""
     from matplotlib.image import imread
-    listed = results["extras"]["figures"]
-    assert len(listed) == count, sorted(listed)
-    for title, path in listed.items():
-        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (title, path)
+    listed, found = run.extras.get("figures") or {}, dict(run.figure_files())
+    if count is not None:
+        assert len(listed) == count, sorted(listed)
+    assert set(found) == set(listed), f"listed but not found in the run's outputs: {set(listed) - set(found)}"
+    for title, path in found.items():
         pixels = imread(path)
         assert pixels.shape[0] >= 200 and pixels.shape[1] >= 300, (title, pixels.shape)
         assert float(pixels[..., :3].std()) > 0.01, f"{title}: a blank image"
@@ -91,18 +96,26 @@ class TensorBoard:
     """One TensorBoard process; ``get``/``post`` talk JSON to its data API, bypassing any proxy.
 
     By default it reads every event file once, completely, before answering (no half-loaded runs in a
-    test); ``as_make=True`` starts it as `make tensorboard` does (TensorBoard's defaults), for the browser."""
+    test); ``as_make=True`` starts it as `make tensorboard` does (``python -m repro.tb LOGDIR --port N``:
+    TensorBoard's defaults, and the addresses it prints, read back by ``addresses``), for the browser."""
 
     def __init__(self, logdir: Path, log_path: Path, as_make: bool = False):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.log = open(log_path, "w")
-        once = [] if as_make else ["--load_fast", "false", "--reload_interval", "0", "--reload_task", "blocking"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-             "--port", str(self.port), *once], stdout=self.log, stderr=subprocess.STDOUT)
+        if as_make:
+            command = [sys.executable, "-m", "repro.tb", str(logdir), "--port", str(self.port)]
+        else:
+            command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+                       "--port", str(self.port), "--load_fast", "false", "--reload_interval", "0",
+                       "--reload_task", "blocking"]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def addresses(self) -> list[str]:
+        """Every address of this server that it has printed, in order."""
+        return re.findall(re.escape(self.base) + r"/\S*", self.log_path.read_text())
 
     def get(self, route: str, **params):
         query = "?" + urllib.parse.urlencode(params) if params else ""

@@ -8,12 +8,13 @@ import math
 import pytest
 import torch
 
-from conftest import assert_claims_hold, assert_figures_drawn, per_seed
-from experiments.batchnorm import (BN_RANGE, book_sweep, input_drift, iterations_to, mode_gaps, speed_name,
-                                   speed_ratio, spread, sweep_name, weight_scales)
+from conftest import per_seed
+from experiments.batchnorm import (BN_RANGE, book_sweep, input_drift, iterations_to, mode_gaps, speed_id,
+                                   speed_ratio, spread, sweep_id, weight_scales)
 from repro.config import TrialConfig
 from repro.nets import build_mlp
 from repro.probes import ActivationProbe
+from repro.results import Run, Trial, VariantResult
 
 
 # ---- pure functions ----
@@ -52,16 +53,18 @@ def test_spread_is_largest_over_smallest():
 
 
 def test_speed_ratio_counts_a_plain_run_that_never_gets_there_as_the_budget():
-    def trial(variant, steps_to_90):
-        return {"variant": variant, "history": [{"step": s, "accuracy_test": 0.95 if s >= steps_to_90 else 0.5}
-                                                for s in range(100, 1001, 100)]}
-    results = {"params": {"speed_iters": 1000},
-               "trials": [trial(speed_name("relu", True), 200), trial(speed_name("relu", True), 400),
-                          trial(speed_name("relu", False), 5000), trial(speed_name("relu", False), 600)]}
-    ratio, _ = speed_ratio(results, "relu")
+    def run(bn_steps, plain_steps) -> Run:
+        """A run of the ReLU speed-up pair whose seeds first reach 90% test accuracy at the given steps."""
+        def trial(variant, seed, steps_to_90):
+            history = [{"step": s, "accuracy_test": 0.95 if s >= steps_to_90 else 0.5} for s in range(100, 1001, 100)]
+            return Trial(variant, seed, {}, "", [], "ok", None, history, [], [], {}, 0.0)
+        variants = {vid: VariantResult(vid, vid, "speed-up", "final_test_acc", {}, None, [], {},
+                                       [trial(vid, seed, s) for seed, s in enumerate(steps)])
+                    for vid, steps in ((speed_id("relu", True), bn_steps), (speed_id("relu", False), plain_steps))}
+        return Run("batchnorm", "", "quick", {"speed_iters": 1000}, {}, 2, 0, None, {}, variants)
+    ratio, _ = speed_ratio(run((200, 400), (5000, 600)), "relu")
     assert ratio == pytest.approx(300 / 800)
-    results["trials"][0] = trial(speed_name("relu", True), 5000)   # BN never reached it: the claim must fail
-    assert speed_ratio(results, "relu")[0] == math.inf
+    assert speed_ratio(run((5000, 400), (5000, 600)), "relu")[0] == math.inf   # BN never reached it: the claim must fail
 
 
 # ---- BN in torch: eps, train vs eval mode, the pre-BN probe ----
@@ -114,31 +117,27 @@ def results(quick_run):
     return quick_run("batchnorm")
 
 
-def test_claims_hold(results):
-    assert_claims_hold(results)
-
-
 # Per seed, from 10 seeds of the quick preset; measured mean and worst beside each.
 SWEEP_FLOORS = {                       # final train accuracy on the 1000 training images
-    "w=1, BN": 0.30,                   # mean 0.426, worst 0.359: the extreme, still well above chance
-    "w=0.0001, BN": 0.25,              # mean 0.486, worst 0.330 (needs the book's eps 1e-6; 0.116 with 1e-5)
-    "w=0.316, plain": 0.80,            # mean 0.945, worst 0.860: the plain net's one good scale
-    "w=0.1, BN": 0.80,                 # mean 0.874, worst 0.849
+    "w1-bn": 0.30,                     # mean 0.426, worst 0.359: the extreme, still well above chance
+    "w0.0001-bn": 0.25,                # mean 0.486, worst 0.330 (needs the book's eps 1e-6; 0.116 with 1e-5)
+    "w0.316-plain": 0.80,              # mean 0.945, worst 0.860: the plain net's one good scale
+    "w0.1-bn": 0.80,                   # mean 0.874, worst 0.849
 }
 SPEED_FLOORS = {                       # final test accuracy after 5000 iterations
-    "sigmoid + xavier, BN": 0.90,      # mean 0.920, worst 0.919
-    "relu + xavier, BN": 0.96,         # mean 0.969, worst 0.966
-    "relu + xavier, plain": 0.92,      # mean 0.938, worst 0.935
+    "sigmoid-xavier-bn": 0.90,         # mean 0.920, worst 0.919
+    "relu-xavier-bn": 0.96,            # mean 0.969, worst 0.966
+    "relu-xavier-plain": 0.92,         # mean 0.938, worst 0.935
 }
 SIGMOID_PLAIN_CEILING = 0.35           # mean 0.146, worst (highest) 0.241: it hardly learns at lr 0.01
 ITERATIONS_TO_90 = {                   # (fewest, most) iterations to 90% test accuracy
-    "relu + xavier, BN": (200, 800),       # mean 410, range 400-500
-    "relu + xavier, plain": (1000, 2500),  # mean 1550, range 1500-1600
-    "sigmoid + xavier, BN": (1000, 3000),  # mean 1840, range 1700-2000
+    "relu-xavier-bn": (200, 800),          # mean 410, range 400-500
+    "relu-xavier-plain": (1000, 2500),     # mean 1550, range 1500-1600
+    "sigmoid-xavier-bn": (1000, 3000),     # mean 1840, range 1700-2000
 }
 COURSE_FLOORS = {
-    "course: BN, scale/shift fixed": 0.74,      # mean 0.806, worst 0.784 (the course: 0.81)
-    "course: BN, scale/shift trained": 0.75,    # mean 0.815, worst 0.795
+    "course-bn-fixed": 0.74,           # mean 0.806, worst 0.784 (the course: 0.81)
+    "course-bn-trained": 0.75,         # mean 0.815, worst 0.795
 }
 COURSE_NO_BN_CEILING = 0.45            # mean 0.194, worst (highest) 0.328
 DRIFT_PLAIN_RELU_FLOOR = 5.0           # sd spread of act3's input: mean 9.42, worst 7.79
@@ -151,9 +150,9 @@ def test_sweep_floors(results, variant):
 
 
 def test_plain_net_is_stuck_at_chance_at_small_scales(results):
-    for w in weight_scales(results["params"]["scales"]):
+    for w in weight_scales(results.params["scales"]):
         if w < 0.05:   # mean 0.116-0.120, worst (highest) 0.156
-            assert max(per_seed(results, sweep_name(w, False), "final_train_acc")) <= 0.2
+            assert max(per_seed(results, sweep_id(w, False), "final_train_acc")) <= 0.2
 
 
 @pytest.mark.parametrize("variant", sorted(SPEED_FLOORS))
@@ -162,23 +161,21 @@ def test_speed_up_final_accuracy(results, variant):
 
 
 def test_sigmoid_plain_hardly_learns(results):
-    assert max(per_seed(results, speed_name("sigmoid", False))) <= SIGMOID_PLAIN_CEILING
-    assert all(iterations_to(t["history"], 0.9) is None for t in results["trials"]
-               if t["variant"] == speed_name("sigmoid", False))
+    assert max(per_seed(results, speed_id("sigmoid", False))) <= SIGMOID_PLAIN_CEILING
+    assert all(iterations_to(t.history, 0.9) is None for t in results.trials_of(speed_id("sigmoid", False)))
 
 
 @pytest.mark.parametrize("variant", sorted(ITERATIONS_TO_90))
 def test_iterations_to_90(results, variant):
     low, high = ITERATIONS_TO_90[variant]
-    for t in results["trials"]:
-        if t["variant"] == variant:
-            assert iterations_to(t["history"], 0.9) is not None and low <= iterations_to(t["history"], 0.9) <= high
+    for t in results.trials_of(variant):
+        assert iterations_to(t.history, 0.9) is not None and low <= iterations_to(t.history, 0.9) <= high
 
 
 def test_course_setup(results):
     for variant, floor in COURSE_FLOORS.items():
         assert min(per_seed(results, variant)) >= floor
-    assert max(per_seed(results, "course: no BN")) <= COURSE_NO_BN_CEILING
+    assert max(per_seed(results, "course-no-bn")) <= COURSE_NO_BN_CEILING
 
 
 def test_layer_input_drift(results):
@@ -187,18 +184,17 @@ def test_layer_input_drift(results):
 
 
 def test_pre_bn_outputs_are_logged_for_the_speed_up_networks(results):
-    for t in results["trials"]:
-        if t["variant"].startswith(("sigmoid", "relu")):
-            assert all(set(p["layer_outputs"]) == {"fc1", "fc2", "fc3", "fc4"} for p in t["history"])
+    for vid in [speed_id(act, bn) for act in ("sigmoid", "relu") for bn in (False, True)]:
+        for t in results.trials_of(vid):
+            assert all(set(p["layer_outputs"]) == {"fc1", "fc2", "fc3", "fc4"} for p in t.history)
 
 
 def test_mode_gaps_of_the_trained_course_network(results):
-    gaps = results["extras"]["mode_gaps"]
+    gaps = results.extras["mode_gaps"]
     assert gaps["eval_repeat"] == 0.0                  # 0 in all 10 seeds
     assert gaps["eval_batch_dependence"] < 1e-5        # mean 2.0e-7, worst 2.4e-7
     assert gaps["train_vs_eval"] > 0.1                 # mean 0.32, worst (lowest) 0.20
 
 
-def test_figures_and_tables_are_written(results):
-    assert_figures_drawn(results, 2)
-    assert len(results["extras"]["tables"]) == 2
+def test_tables_are_written(results):
+    assert len(results.extras["tables"]) == 2

@@ -1,10 +1,11 @@
 """What a person sees: TensorBoard's pages in a real headless Chromium, read from the page itself.
 
-TensorBoard is started as `make tensorboard` starts it, over the logdir of a quick run, and the page
-opened is the one `make tensorboard` prints (repro.tb.story_url). Without a click, within DEADLINE
-seconds, every chart of the experiment's categories must have drawn one line, band and colour per
-variant of its group; the first Time Series cards likewise. Screenshots go to $REPRO_SCREENSHOTS (or a
-pytest temp dir), with the measured times in timings.json beside them.
+TensorBoard is started as `make tensorboard` starts it (python -m repro.tb), over the logdir of a quick run,
+and the pages opened are every address it prints, and the bare address (which TensorBoard prints by
+habit and people type). Without a click, within DEADLINE seconds, every chart of the experiment's
+categories must have drawn one line, band and colour per variant of its group; the first Time Series
+cards likewise. Screenshots go to $REPRO_SCREENSHOTS (or a pytest temp dir), with the measured times in
+timings.json beside them.
 
 The browser is Debian's `chromium` driven by the `playwright` package (never `playwright install`).
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from repro import tb
+from repro import metrics, tb
+from repro.layout import Layout
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="no playwright: pip install playwright (the dev extra)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -71,13 +73,13 @@ READ_TIME_SERIES = """() => Array.from(document.querySelectorAll('scalar-card'))
   }))"""
 
 
-def expected_story(results: dict) -> dict[str, list[tuple[str, int]]]:
+def expected_story(results) -> dict[str, list[tuple[str, int]]]:
     """Category title -> [(chart, lines)] in the order drawn: the variants of the chart group with
     something to draw (two evaluation points for the curves, gradient norms for the gradient flow)."""
-    prefix = f"{results['experiment']}/{results['preset']}"
-    trials = {v: [t for t in results["trials"] if t["variant"] == v] for v in results["variants"]}
+    prefix = f"{results.experiment}/{results.preset}"
+    trials = {v: results.trials_of(v) for v in results.variants}
     story = {}
-    for label, names in tb.chart_groups({v: d["group"] for v, d in results["variants"].items()}):
+    for label, names in tb.chart_groups({v: d.group for v, d in results.variants.items()}):
         curves = sum(bool(tb.curve_points(trials[v])) for v in names)
         flows = sum(bool(tb.gradient_flow_log10(trials[v])) for v in names)
         charts = [(title, curves) for title in tb.STORY_CURVES.values()] + [("gradient flow", flows)]
@@ -85,14 +87,14 @@ def expected_story(results: dict) -> dict[str, list[tuple[str, int]]]:
     return story
 
 
-def expected_cards(results: dict) -> dict[str, int]:
+def expected_cards(results) -> dict[str, int]:
     """Time Series card tag (a mean curve) -> lines: one per variant of its chart group."""
-    prefix = f"{results['experiment']}/{results['preset']}"
+    prefix = f"{results.experiment}/{results.preset}"
     out = {}
     for category, charts in expected_story(results).items():
         label = category.split(": ", 1)[1]
         for title, n in charts:
-            whats = [tb.FLOW] if title == "gradient flow" else [tb.POINT_TAGS[f] for f in tb.AGGREGATED]
+            whats = [tb.FLOW] if title == "gradient flow" else [metrics.BY_NAME[f].tag for f in tb.AGGREGATED]
             out.update({tb.mean_tag(prefix, label, what, "mean"): n for what in whats})
     return out
 
@@ -127,7 +129,7 @@ def record(screenshots, record_property):
     return write
 
 
-def serve(tensorboard, logdir: Path, results: list[dict]):
+def serve(tensorboard, logdir: Path, results: list):
     """TensorBoard as `make tensorboard` runs it, once it lists every category and every mean run's tags."""
     srv = tensorboard(logdir, as_make=True)
     categories = {c for r in results for c in expected_story(r)}
@@ -177,7 +179,7 @@ def assert_story_drawn(views: list[dict], story: dict) -> None:
             assert chart["matches"] == n and not chart["missing"], where
 
 
-def check_time_series(browser, srv, results: list[dict], screenshot: Path):
+def check_time_series(browser, srv, results: list, screenshot: Path):
     cards = {tag: n for r in results for tag, n in expected_cards(r).items()}
     url = tb.time_series_url(srv.base).replace("#timeseries", "&forceSVG=true#timeseries")  # SVG: lines in the DOM
     page = browser.new_page(viewport=VIEWPORT)
@@ -204,38 +206,53 @@ def check_time_series(browser, srv, results: list[dict], screenshot: Path):
 @pytest.fixture(scope="module", params=["vanishing", "optimizers"])
 def one_experiment(request, quick_run, tensorboard):
     results = quick_run(request.param)
-    logdir = Path(results["path"]).parents[2] / "runs"  # only this experiment's runs
+    logdir = Path(results.path).parents[2] / "runs"  # only this experiment's runs
     srv = serve(tensorboard, logdir, [results])
     yield results, srv, logdir
     srv.stop()  # one server at a time: the next one gets the cores
 
 
+def every_address(srv) -> list[str]:
+    """What `make tensorboard` printed (the story, as repro.tb.story_url makes it), then the bare address."""
+    printed = srv.addresses()
+    assert printed, f"make tensorboard printed no address of its server:\n{srv.log_path.read_text()}"
+    return [*printed, f"{srv.base}/"]
+
+
+def open_every_address(browser, srv, story: dict, screenshots: Path, name: str, record) -> None:
+    """Each address, in a page of its own: the story drawn without a click, each time."""
+    for k, url in enumerate(every_address(srv)):
+        page, views, first, complete = open_custom_scalars(browser, url, story)
+        page.screenshot(path=str(screenshots / f"{name}-custom-scalars-{k}.png"))
+        page.close()
+        record(f"{name} custom scalars, address {k + 1}", first_chart=first, every_chart=complete)
+        assert_story_drawn(views, story)
+
+
 def test_custom_scalars_draws_the_story_without_a_click(one_experiment, browser, screenshots, record):
     results, srv, logdir = one_experiment
-    story = expected_story(results)
-    page, views, first, complete = open_custom_scalars(browser, tb.story_url(logdir, srv.base), story)
-    page.screenshot(path=str(screenshots / f"{results['experiment']}-custom-scalars.png"))
-    page.close()
-    record(f"{results['experiment']} custom scalars", first_chart=first, every_chart=complete)
-    assert_story_drawn(views, story)
+    assert srv.addresses() == [tb.story_url(logdir, srv.base)]
+    open_every_address(browser, srv, expected_story(results), screenshots, results.experiment, record)
 
 
 def test_time_series_opens_on_the_story(one_experiment, browser, screenshots, record):
     results, srv, _ = one_experiment
-    elapsed = check_time_series(browser, srv, [results], screenshots / f"{results['experiment']}-time-series.png")
-    record(f"{results['experiment']} time series", first_cards=elapsed)
+    elapsed = check_time_series(browser, srv, [results], screenshots / f"{results.experiment}-time-series.png")
+    record(f"{results.experiment} time series", first_cards=elapsed)
 
 
-def add_seeds(logdir: Path, results: dict, seeds: range) -> None:
+def add_seeds(logdir: Path, results, seeds: range) -> None:
     """More trial runs of ``results``' variants (copies of seed 0 where it finished), written by repro.tb's
     own writer: a logdir as crowded as a longer run's, without training."""
-    for t in (t for t in results["trials"] if t["seed"] == 0 and t["status"] == "ok"):
+    layout = Layout(runs=logdir)
+    for t in (t for t in results.trials if t.seed == 0 and t.finished):
+        variant = results.variant(t.variant)
         for seed in seeds:
-            writer = tb.TrialWriter(tb.trial_dir(logdir, results["experiment"], results["preset"], t["variant"], seed),
-                                    {"variant": t["variant"], "group": results["variants"][t["variant"]]["group"]})
-            for point in t["history"]:
+            writer = tb.TrialWriter(layout.trial_logdir(results.experiment, results.preset, t.variant, seed),
+                                    {"variant": variant.label, "group": variant.group})
+            for point in t.history:
                 writer.log_point(point)
-            writer.log_final({**t, "seed": seed})
+            writer.log_final({**t.to_json(), "seed": seed})
 
 
 def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, browser, screenshots, record,
@@ -243,18 +260,17 @@ def test_two_experiments_and_150_runs_draw_both_stories(quick_run, tensorboard, 
     both = [quick_run("vanishing"), quick_run("optimizers")]
     logdir = tmp_path / "runs"
     for results in both:
-        shutil.copytree(Path(results["path"]).parents[2] / "runs" / results["experiment"],
-                        logdir / results["experiment"])
+        shutil.copytree(Path(results.path).parents[2] / "runs" / results.experiment, logdir / results.experiment)
     add_seeds(logdir, both[1], range(2, 4))
     runs = {f.parent for f in logdir.rglob("events.out.tfevents.*")}
     assert len(runs) >= 150
     srv = serve(tensorboard, logdir, both)
     story = {c: charts for r in both for c, charts in expected_story(r).items()}
+    open_every_address(browser, srv, story, screenshots, "two-experiments", record)
     # every mean run named in the URL: the way story_url selects them once more than 40 match
     page, views, first, complete = open_custom_scalars(browser, tb.story_url(logdir, srv.base, explicit=True), story)
-    page.screenshot(path=str(screenshots / "two-experiments-custom-scalars.png"))
     page.close()
     elapsed = check_time_series(browser, srv, both, screenshots / "two-experiments-time-series.png")
-    record(f"two experiments, {len(runs)} runs", first_chart=first, every_chart=complete,
+    record(f"two experiments, {len(runs)} runs, every mean run named", first_chart=first, every_chart=complete,
            time_series_first_cards=elapsed)
     assert_story_drawn(views, story)

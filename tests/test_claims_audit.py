@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_claims_hold, assert_figures_drawn, per_seed
+from conftest import per_seed
 from experiments import _landscapes as land
 from experiments import _notes_registry as registry
 from experiments._audit_measures import exact_checks, lr_window, minibatch_loop, zero_shares
 from experiments.claims_audit import OVERFIT_NETS, own_claims
+from repro.claims import PHENOMENON, Claim
+from repro.layout import Layout
+from repro.results import Run
 from repro.runner import experiment_names
 
 NOTES = Path(__file__).resolve().parents[2] / "shared" / "seed" / "notes-day2.md"
@@ -120,6 +123,8 @@ def test_every_quoted_original_is_in_the_notes():
 
 def test_registry_is_well_formed():
     assert len(registry.STATEMENTS) >= 50
+    names = [s.name for s in registry.STATEMENTS]
+    assert len(set(names)) == len(names) and all(re.fullmatch(r"[a-z0-9][a-z0-9-]*", n) for n in names), names
     known = set(experiment_names())
     for s in registry.STATEMENTS:
         registry.kind_of(s.verdict)                          # opens with a known verdict
@@ -133,54 +138,67 @@ def test_every_paper_cited_is_a_paper_experiment_with_those_claims(quick_run):
     """The audit's column "the paper behind it", and the report's Papers table: each claim id they
     cite is one that paper's quick run judges (the paper tests' own runs, shared by the session fixture)."""
     from repro.runner import paper_of
+    statements = {s.name: s for s in registry.STATEMENTS}
     cited = {}
-    for number, papers in registry.PAPERS_BEHIND.items():
-        assert 1 <= number <= len(registry.STATEMENTS) and registry.STATEMENTS[number - 1].evidence, number
+    for name, papers in registry.PAPERS_BEHIND.items():
+        assert name in statements and statements[name].evidence, name   # keyed by a statement's name
+        assert statements[name].papers == papers, name
         for experiment, key in papers:
             cited.setdefault(experiment, set()).add(key)
     assert set(cited) == {n for n in experiment_names() if paper_of(n) is not None}
     for experiment, keys in cited.items():
-        judged = {c["id"] for c in quick_run(experiment)["claims"]}
+        judged = {c.id for c in quick_run(experiment).claims}
         assert keys <= judged, (experiment, keys - judged)
         headline = set(paper_of(experiment).headline)  # what the report's Papers table shows
         assert headline <= judged, (experiment, headline - judged)
 
 
 def test_audit_rows_link_the_paper_behind_a_statement():
-    row = next(r for r in registry.audit([], Path("/nonexistent"), "quick", {}) if r["number"] == 24)
+    nowhere = Layout(Path("/nonexistent/results"), Path("/nonexistent/runs"))
+    row = next(r for r in registry.audit([], nowhere, "quick", {}) if r["name"] == "bn-faster")
     assert row["papers"][0] == "[ioffe2015](#ioffe2015): not run yet: make exp-ioffe2015"
     assert "the paper behind it" in registry.audit_table([row])
 
 
-def _claim(id: str, holds: bool = True) -> dict:
-    return {"id": id, "statement": f"the claim {id}", "measured": 0.5, "bound": ">= 0", "holds": holds}
+def _claim(id: str, holds: bool = True, **changes) -> Claim:
+    return Claim(**{"id": id, "kind": PHENOMENON, "statement": f"the claim {id}", "measured": 0.5, "bound": ">= 0",
+                    "holds": holds, **changes})
 
 
 def test_judge_reads_each_outcome():
-    s = registry.S("1", "原文", "a statement", "holds", ("vanishing", "chain-rule"), ("init", "zeros"))
-    ok = {"vanishing": {"preset": "full", "claims": [_claim("chain-rule")]},
-          "init": {"preset": "quick", "claims": [_claim("zeros"), _claim("zeros-2")]}}
+    s = registry.Statement(name="a-statement", section="1", ja="原文", en="a statement", verdict="holds",
+                           evidence=registry.vanishing("chain-rule") + registry.init("zeros"))
+    source = registry.Source
+    ok = {"vanishing": source("full", [_claim("chain-rule")]), "init": source("quick", [_claim("zeros"), _claim("zeros-2")])}
     assert registry.judge(s, ok)[0] == "holds" and len(registry.judge(s, ok)[1]) == 2
     assert registry.judge(s, {**ok, "init": None})[0] == "not run yet: make exp-init"
-    failing = {**ok, "init": {"preset": "full", "claims": [_claim("zeros", holds=False)]}}
+    failing = {**ok, "init": source("full", [_claim("zeros", holds=False)])}
     assert registry.judge(s, failing)[0].startswith("not confirmed: init: the claim zeros measured 0.5")
     # the audit follows ids, not wording: a reworded claim is still found, a renamed id is not
-    reworded = {**ok, "vanishing": {"preset": "full", "claims": [{**_claim("chain-rule"), "statement": "new words"}]}}
+    reworded = {**ok, "vanishing": source("full", [_claim("chain-rule", statement="new words")])}
     assert registry.judge(s, reworded)[0] == "holds"
-    quick = {**ok, "init": {"preset": "quick", "claims": [{**_claim("zeros"), "holds": False, "needs": "2000 steps"}]}}
+    quick = {**ok, "init": source("quick", [_claim("zeros", holds=False, needs="2000 steps")])}
     assert registry.judge(s, quick)[0] == "not judged at this preset: init: the claim zeros needs 2000 steps"
-    renamed = {**ok, "vanishing": {"preset": "full", "claims": [_claim("something-else")]}}
+    renamed = {**ok, "vanishing": source("full", [_claim("something-else")])}
     assert registry.judge(s, renamed)[0].startswith("not confirmed: claim 'chain-rule' not in vanishing/full")
 
 
-def test_read_results_prefers_the_preset_then_full_then_quick(tmp_path):
-    (tmp_path / "init").mkdir()
-    (tmp_path / "init" / "quick.json").write_text('{"preset": "quick"}')
-    assert registry.read_results(tmp_path, "init", "full")["preset"] == "quick"
-    (tmp_path / "init" / "full.json").write_text('{"preset": "full"}')
-    assert registry.read_results(tmp_path, "init", "quick")["preset"] == "quick"
-    assert registry.read_results(tmp_path, "init", "other")["preset"] == "full"
-    assert registry.read_results(tmp_path, "vanishing", "full") is None
+def test_read_source_prefers_the_preset_then_full_then_quick(tmp_path):
+    layout = Layout(tmp_path / "results", tmp_path / "runs")
+
+    def write(preset: str) -> None:
+        Run("init", "init", preset, {}, {}, 1, 0, None, {}, {}, claims=[_claim("zeros")]).save(
+            layout.results_file("init", preset))
+    write("quick")
+    assert registry.read_source(layout, "init", "full").preset == "quick"
+    write("full")
+    assert registry.read_source(layout, "init", "quick").preset == "quick"
+    assert registry.read_source(layout, "init", "other").preset == "full"
+    assert registry.read_source(layout, "init", "other").claims[0].id == "zeros"
+    assert registry.read_source(layout, "vanishing", "full") is None
+    layout.results_file("vanishing", "full").parent.mkdir()
+    layout.results_file("vanishing", "full").write_text('{"preset": "full"}')   # an older schema: as if not run
+    assert registry.read_source(layout, "vanishing", "full") is None
 
 
 # ---- the quick preset ----
@@ -190,16 +208,12 @@ def results(quick_run):
     return quick_run("claims_audit")
 
 
-def test_claims_hold(results):
-    assert_claims_hold(results)
-
-
 # variant -> lowest acceptable final test accuracy of any seed (the nets the audit measures must have learned)
 ACCURACY_FLOORS = {
-    "relu + he": 0.92,                  # mean 0.932, worst 0.927
-    "tanh + xavier": 0.91,              # mean 0.920, worst 0.917
-    "sigmoid + xavier": 0.55,           # mean 0.679, worst 0.633 (slow at 500 iterations: wide spread)
-    "relu + he, dropout 0.5": 0.90,     # mean 0.912, worst 0.908
+    "relu-he": 0.92,                    # mean 0.932, worst 0.927
+    "tanh-xavier": 0.91,                # mean 0.920, worst 0.917
+    "sigmoid-xavier": 0.55,             # mean 0.679, worst 0.633 (slow at 500 iterations: wide spread)
+    "relu-he-dropout0.5": 0.90,         # mean 0.912, worst 0.908
 }
 
 
@@ -209,22 +223,22 @@ def test_measured_nets_learned(results, variant):
 
 
 def test_relu_sparsity_per_seed(results):
-    s = results["extras"]["measured"]["sparsity"]
+    s = results.extras["measured"]["sparsity"]
     assert min(s["relu"]["exact"]) >= 0.30               # mean 0.386, worst 0.355
     assert max(s["sigmoid"]["exact"] + s["tanh"]["exact"]) == 0.0   # every seed: not one exact zero
     assert max(s["tanh"]["near"]) <= 0.02                # |h| < 0.01: mean 0.011, highest 0.0114
 
 
 def test_dropout_ensemble_per_seed(results):
-    for d in results["extras"]["measured"]["dropout"]:
+    for d in results.extras["measured"]["dropout"]:
         assert d["agreement"] >= 0.96                     # mean 0.973, worst 0.9675
         assert abs(d["mc_acc"] - d["eval_acc"]) <= 0.015  # mean -0.0036, largest |.| 0.010
         assert d["eval_acc"] - d["single_acc"] >= 0.06    # mean 0.083, worst 0.076
 
 
 def test_overfitting_gaps_per_seed(results):
-    plain, bn, narrow = (per_seed(results, name, "gap") for name in OVERFIT_NETS)
-    assert min(per_seed(results, "300 images: 6 x 100", "final_train_acc")) >= 0.99   # 1.0 in all 10 seeds
+    plain, bn, narrow = (per_seed(results, vid, "gap") for vid in OVERFIT_NETS)
+    assert min(per_seed(results, "overfit-6x100", "final_train_acc")) >= 0.99   # 1.0 in all 10 seeds
     assert min(plain) >= 0.2                              # mean 0.244, worst 0.227
     assert min(b - p for b, p in zip(bn, plain)) >= 0.12  # BN widens it: mean 0.177, worst 0.149
     assert np.mean(plain) - np.mean(narrow) >= 0.01       # per seed mean 0.055, worst 0.012
@@ -234,16 +248,17 @@ def test_overfitting_gaps_per_seed(results):
 def test_every_evidence_id_is_a_claim_of_its_experiment(quick_run, experiment):
     """A renamed id would turn a verdict into 'not confirmed': caught here (the quick runs are the
     session's, shared with each experiment's own tests)."""
-    ids = [c["id"] for c in quick_run(experiment)["claims"]]
+    ids = [c.id for c in quick_run(experiment).claims]
     assert len(set(ids)) == len(ids), "claim ids repeat"
     wanted = {key for s in registry.STATEMENTS for e, key in s.evidence if e == experiment}
     assert wanted <= set(ids), sorted(wanted - set(ids))
 
 
 def test_audit_table_has_every_statement(results):
-    rows = results["extras"]["audit"]
+    rows = results.extras["audit"]
     assert [r["number"] for r in rows] == list(range(1, len(registry.STATEMENTS) + 1))
-    table = results["extras"]["tables"][registry.TABLE_TITLE]
+    assert [r["name"] for r in rows] == [s.name for s in registry.STATEMENTS]
+    table = results.extras["tables"][registry.TABLE_TITLE]
     assert all(f"| {r['number']} | {r['section']} |" in table for r in rows)
     # run alone (a fresh results folder), the other experiments' statements wait for them ...
     others = [r for r, s in zip(rows, registry.STATEMENTS) if {e for e, _ in s.evidence} - {registry.OWN}]
@@ -253,12 +268,8 @@ def test_audit_table_has_every_statement(results):
     assert len(own) >= 20 and all(r["kind"] in ("holds", "holds under conditions", "does not hold") for r in own)
 
 
-def test_figures_exist(results):
-    assert_figures_drawn(results, 7)
-
-
 def test_claims_recomputed_from_the_json_match(results):
-    assert [c.to_dict() for c in own_claims(results["extras"]["measured"])] == results["claims"]
+    assert [c.to_dict() for c in own_claims(results.extras["measured"])] == [c.to_dict() for c in results.claims]
 
 
 def test_make_target_runs_every_audited_experiment_first():

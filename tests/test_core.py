@@ -12,10 +12,11 @@ import torch
 
 from conftest import random_dataset
 from repro import data
-from repro.config import ConfigError, TrialConfig, config_from_text, parse_value
+from repro.config import ConfigError, TrialConfig, apply_overrides, coerce, value_text
 from repro.nets import build_mlp, weighted_layers
 from repro.probes import GradNormProbe, activation_stats
 from repro.experiment import blows_up_at, diverged, ends_above_start, stats
+from repro.results import Trial
 from repro.engine import train
 
 SMALL = TrialConfig(widths=(16, 8), iters=30, batch_size=20, eval_every=10, train_eval_size=200)
@@ -29,25 +30,36 @@ def tiny_data():
 # ---- config ----
 
 def test_parse_values_follow_field_types():
-    assert parse_value("lr", "0.05") == 0.05
-    assert parse_value("widths", "40,20") == (40, 20)
-    assert parse_value("batchnorm", "true") is True
-    assert parse_value("train_size", "none") is None
-    assert parse_value("iters", "1e3") == 1000
+    assert coerce("lr", "0.05") == 0.05
+    assert coerce("widths", "40,20") == (40, 20)
+    assert coerce("batchnorm", "true") is True
+    assert coerce("train_size", "none") is None
+    assert coerce("iters", "1e3") == 1000
+
+
+def test_python_values_travel_as_values():
+    """The API passes values, not text: checked and normalised without a round trip through --set's syntax."""
+    assert coerce("lr", 1) == 1.0 and isinstance(coerce("lr", 1), float)
+    assert coerce("widths", [40, 20]) == (40, 20)
+    assert coerce("iters", 1000.0) == 1000 and coerce("train_size", None) is None
+    for key, value in (("batchnorm", 1), ("lr", True), ("iters", 2.5), ("widths", 40), ("activation", 3)):
+        with pytest.raises(ConfigError, match=f"--set {key}="):
+            coerce(key, value)
+    assert [value_text(v) for v in (0.05, (100, 100), True, None, "he")] == ["0.05", "100,100", "true", "none", "he"]
 
 
 @pytest.mark.parametrize("text, message", [
     ({"lr": "-1"}, "learning rate must be positive"),
     ({"batch_size": "0"}, "batch_size"),
     ({"iters": "abc"}, "--set iters=abc"),
-    ({"activation": "gelu"}, "activation=gelu"),
+    ({"activation": "sinc"}, "activation=sinc"),
     ({"init": "uniform"}, "init=uniform"),
     ({"nonsense": "1"}, "unknown config key 'nonsense'"),
     ({"dropout": "1.0"}, "dropout"),
 ])
 def test_bad_values_are_one_line_errors(text, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
-        config_from_text(TrialConfig(), text)
+        apply_overrides(TrialConfig(), text)
     assert "\n" not in str(err.value)
 
 
@@ -152,7 +164,7 @@ def test_learning_rate_10_is_recorded_as_diverged():
     # the book's ReLU network with SGD at lr 10 overflows to NaN within a few steps (step 5 for seed 0)
     mnist = data.load("mnist", train_size=2000, test_size=500)
     result = train(TrialConfig(lr=10.0, iters=50, eval_every=10, train_eval_size=500), 0, mnist)
-    assert diverged(result) and result["status"] == "diverged" and 1 <= result["diverged_at"] <= 50
+    assert diverged(Trial.from_engine(result, "lr10")) and result["status"] == "diverged" and 1 <= result["diverged_at"] <= 50
     assert len(result["batch_loss"]) == result["diverged_at"] and result["history"][-1]["diverged"]
     assert result["summary"]["diverged"] and result["summary"]["final_test_acc"] != result["summary"]["final_test_acc"]
 
@@ -160,9 +172,9 @@ def test_learning_rate_10_is_recorded_as_diverged():
 def test_one_divergence_rule_and_the_named_views_beside_it(tiny_data):
     """Diverged means a NaN/inf loss (the engine stops there); a finite blow-up or a run that ends
     above its start are other, named views that never change the engine's verdict."""
-    result = train(SMALL, 0, tiny_data)
-    assert not diverged(result) and result["status"] == "ok"
-    blown = {"status": "ok", "batch_loss": [2.0, 2.5, 25.0, 1.0], "summary": {"final_train_loss": 4.5}}
+    result = Trial.from_engine(train(SMALL, 0, tiny_data), "small")
+    assert not diverged(result) and result.status == "ok"
+    blown = Trial("blown", 0, {}, "k", [], "ok", None, [], [2.0, 2.5, 25.0, 1.0], [], {"final_train_loss": 4.5}, 0.0)
     assert not diverged(blown)
     assert blows_up_at(blown, 10.0) == 3 and blows_up_at(blown, 20.0) is None
     assert ends_above_start(blown, 2.0) and not ends_above_start(blown, 2.5)

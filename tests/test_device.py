@@ -15,7 +15,8 @@ from conftest import random_dataset
 
 from repro import device as devices
 from repro import optim
-from repro.config import OPTIMIZERS, ConfigError, TrialConfig
+from repro.components import OPTIMIZERS
+from repro.config import ConfigError, TrialConfig
 from repro.device import choose_device, faster_device, resolve_device
 from repro.numerics import Numerics, set_policy
 from repro.engine import seeded_generators, train
@@ -80,9 +81,10 @@ def test_without_a_fused_kernel_the_optimizers_fall_back_to_foreach_and_step(mon
                         lambda: [d for d in supported if d != "cpu"])
     optim.has_fused_step.cache_clear()
     try:
-        for name in OPTIMIZERS:
+        for name, spec in OPTIMIZERS.items():
             opt, before = _steps(TrialConfig(optimizer=name, lr=1.0 if name == "adadelta" else 0.01), "cpu")
-            assert all(not g.get("fused") and g["foreach"] for g in opt.param_groups), name
+            assert all(not g.get("fused") for g in opt.param_groups), name
+            assert spec.kernel != "fused" or all(g["foreach"] for g in opt.param_groups), name
             after = [p for group in opt.param_groups for p in group["params"]]
             assert any(not torch.equal(a, b) for a, b in zip(after, before)), name
     finally:
@@ -120,7 +122,7 @@ def test_numerics_reach_spawned_workers():
     # two trials over two workers: one runs in this process, the other in a spawned one, which
     # starts with torch's defaults unless the spec carries the policy
     policy = Numerics(deterministic=True, tf32=True)
-    specs = [TrialSpec(TINY.to_dict(), seed, "cpu", numerics=policy) for seed in (0, 1)]
+    specs = [TrialSpec(TINY, seed, "cpu", numerics=policy) for seed in (0, 1)]
     for result in execute(specs, workers=2):
         assert result["numerics"] == {"deterministic": True, "tf32_matmul": True, "tf32_cudnn": True,
                                       "cublas_workspace_config": ":4096:8"}
@@ -128,7 +130,7 @@ def test_numerics_reach_spawned_workers():
 
 def test_specs_carry_the_policy_set_at_the_edge_and_runs_record_it(tmp_path):
     from repro.cli import main
-    assert TrialSpec(TINY.to_dict(), 0, "cpu").numerics == Numerics()  # default: TF32 off, not deterministic
+    assert TrialSpec(TINY, 0, "cpu").numerics == Numerics()  # default: TF32 off, not deterministic
     assert main(["sweep", "--grid", "lr=0.01,0.1", "--seeds", "1", "--device", "cpu", "--deterministic",
                  "--quiet", "--workers", "2", "--set", "widths=20", "--set", "iters=20", "--set", "eval_every=20",
                  "--set", "test_size=100", "--set", "train_eval_size=100", "--results", str(tmp_path),
@@ -160,17 +162,17 @@ def test_an_operation_without_a_deterministic_kernel_is_a_one_line_error(monkeyp
     monkeypatch.setattr(engine, "train", refuse)
     with pytest.raises(ConfigError, match=r"^--deterministic: adaptive_avg_pool2d_backward_cuda does not have a "
                                           r"deterministic implementation.*; run without it$"):
-        run_trial(TrialSpec(TINY.to_dict(), 0, "cpu", numerics=Numerics(deterministic=True)))
+        run_trial(TrialSpec(TINY, 0, "cpu", numerics=Numerics(deterministic=True)))
 
 
 def test_resume_matches_the_device(tmp_path):
-    cpu_spec = TrialSpec(TINY.to_dict(), 0, "cpu")
+    cpu_spec = TrialSpec(TINY, 0, "cpu")
     result = {**execute([cpu_spec], 1)[0], "tag": None}
     with TrialStore(tmp_path / "trials", "t", resume=False) as store:
         store.save(result)
     with TrialStore(tmp_path / "trials", "t", resume=True) as store:
         assert store.load(cpu_spec)["batch_loss"] == result["batch_loss"]
-        assert store.load(TrialSpec(TINY.to_dict(), 0, "cuda")) is None  # a CPU trial never finishes a CUDA run
+        assert store.load(TrialSpec(TINY, 0, "cuda")) is None  # a CPU trial never finishes a CUDA run
 
 
 def test_auto_rule():
@@ -243,9 +245,10 @@ def test_cuda_training_follows_the_cpu_and_deterministic_mode_repeats_itself():
 
 @needs_cuda
 def test_a_cuda_run_records_the_gpu_and_keeps_its_own_trials(tmp_path):
+    from repro.layout import Layout
     from repro.runner import run_experiment
-    results = run_experiment("vanishing", "quick", seeds=1, device="cuda", progress=False,
-                             sets={"iters": "20", "depths": "5", "depth_iters": "5"},
-                             logdir=tmp_path / "runs", results_dir=tmp_path / "results")
-    assert results["env"]["device"] == "cuda" and results["env"]["device_name"]
-    assert all(t["key"] == TrialConfig.from_dict(t["config"]).key(t["seed"], "cuda") for t in results["trials"])
+    run = run_experiment("vanishing", "quick", seeds=1, device="cuda", progress=False,
+                         sets={"iters": "20", "depths": "5", "depth_iters": "5"},
+                         layout=Layout(tmp_path / "results", tmp_path / "runs"))
+    assert run.env["device"] == "cuda" and run.env["device_name"]
+    assert all(t.device == "cuda" and t.key == TrialConfig.from_dict(t.config).key(t.seed, "cuda") for t in run.trials)

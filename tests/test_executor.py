@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from repro.config import ConfigError, TrialConfig
+from repro.config import TrialConfig
+from repro.data import DataError
 from repro.executor import TrialSpec, estimated_cost, execute
 
 TINY = TrialConfig(widths=(20,), iters=30, eval_every=30, test_size=200, train_eval_size=200)
 
 
 def _specs(configs):
-    return [TrialSpec(config=c.to_dict(), seed=s, device="cpu", tag=(i, s)) for i, c in enumerate(configs)
+    return [TrialSpec(config=c, seed=s, device="cpu", tag=(i, s)) for i, c in enumerate(configs)
             for s in range(2)]
 
 
@@ -26,16 +27,17 @@ def test_spread_over_two_workers_equals_one_after_another():
 
 
 def test_a_failing_trial_stops_the_run_with_its_error():
-    bad = TrialSpec(config={**TINY.to_dict(), "lr": -1.0}, seed=0, device="cpu")
-    with pytest.raises(ConfigError, match="lr"):
+    # valid as a config (validated once, where it was built), impossible on the data: fails inside the trial
+    bad = TrialSpec(config=TINY.replace(train_size=70000), seed=0, device="cpu")
+    with pytest.raises(DataError, match="train_size=70000"):
         execute([*_specs([TINY]), bad, bad], workers=2)
 
 
 def test_cost_grows_with_steps_and_width():
-    small = TrialSpec(config=TINY.to_dict(), seed=0, device="cpu")
-    longer = TrialSpec(config=TINY.replace(iters=300).to_dict(), seed=0, device="cpu")
-    wider = TrialSpec(config=TINY.replace(widths=(200,)).to_dict(), seed=0, device="cpu")
-    conv = TrialSpec(config=TINY.replace(model="cnn", conv=("8", "pool")).to_dict(), seed=0, device="cpu")
+    small = TrialSpec(config=TINY, seed=0, device="cpu")
+    longer = TrialSpec(config=TINY.replace(iters=300), seed=0, device="cpu")
+    wider = TrialSpec(config=TINY.replace(widths=(200,)), seed=0, device="cpu")
+    conv = TrialSpec(config=TINY.replace(model="cnn", conv=("8", "pool")), seed=0, device="cpu")
     assert estimated_cost(small) < estimated_cost(longer)
     assert estimated_cost(small) < estimated_cost(wider)
     assert estimated_cost(conv) > 0

@@ -8,7 +8,8 @@ from conftest import random_dataset
 from experiments import optimizers, vanishing
 from repro import report
 from repro.config import ConfigError, TrialConfig
-from repro.experiment import MEASURED_HERE, Reference, reference_status
+from repro.experiment import MEASURED_HERE, Reference
+from repro.results import Run, VariantResult
 from repro.runner import build_variants, resolve
 from repro.engine import train
 
@@ -41,9 +42,9 @@ def test_post_update_loss_is_taken_after_the_step_on_the_same_batch(tiny_data):
     assert moving["post_update_loss"][0][1] < moving["batch_loss"][0] - 1e-3
 
 
-def variant_view(reference: Reference, config: TrialConfig, changed=()) -> dict:
-    from dataclasses import asdict
-    return {"reference": asdict(reference), "config": config.to_dict(), "changed": list(changed)}
+def variant_view(reference: Reference, config: TrialConfig, changed=(), aggregate=None) -> VariantResult:
+    return VariantResult("v", "adam 0.001", "book setup", "post_update_loss", config.to_dict(), reference,
+                         list(changed), aggregate or {})
 
 
 BOOK_FIGURE = Reference("post_update_loss", 0.249, 0.249, "book", describes=(("iters", 2000),))
@@ -57,19 +58,19 @@ BOOK_FIGURE = Reference("post_update_loss", 0.249, 0.249, "book", describes=(("i
     (BOOK_FIGURE, TrialConfig(iters=1000), (), "reference is for iters=2000"),
 ])
 def test_reference_is_judged_only_where_it_describes_the_run(reference, config, changed, says):
-    _, text, comparable = reference_status(variant_view(reference, config, changed))
+    _, text, comparable = variant_view(reference, config, changed).reference_status()
     assert comparable == (says is None)
     assert says is None and text == reference.text() or says in text
 
 
 def test_set_names_the_keys_it_changed_per_variant():
     params, forced = resolve(optimizers, "full", {"lr": "0.1"})
-    variants = {v.name: v for v in build_variants(optimizers, params, forced, "full")}
-    assert variants["sgd 0.01"].changed == ["lr"]
-    assert variants["sgd 0.1"].changed == []        # already at 0.1: nothing its figure describes moved
-    params, forced = resolve(optimizers, "full", {"book_iters": "500"})   # an experiment parameter
-    variants = {v.name: v for v in build_variants(optimizers, params, forced, "full")}
-    assert variants["adam 0.001"].changed == ["iters"] and variants["course: adam 0.01"].changed == []
+    variants = {v.id: v for v in build_variants(optimizers, params, forced, "full")}
+    assert variants["sgd-0.01"].changed == ["lr"]
+    assert variants["sgd-0.1"].changed == []        # already at 0.1: nothing its figure describes moved
+    params, forced = resolve(optimizers, "full", {"book_iters": 500})   # an experiment parameter, as a value
+    variants = {v.id: v for v in build_variants(optimizers, params, forced, "full")}
+    assert variants["adam-0.001"].changed == ["iters"] and variants["course-adam-0.01"].changed == []
 
 
 def test_a_set_key_the_preset_names_sets_the_parameter_any_other_config_key_every_variant():
@@ -88,10 +89,9 @@ def test_a_set_key_the_preset_names_sets_the_parameter_any_other_config_key_ever
 
 
 def test_report_gives_no_verdict_where_the_reference_does_not_apply():
-    row = report.results_table({"variants": {"adam 0.001": {
-        "group": "book setup", "metric": "post_update_loss",
-        **variant_view(BOOK_FIGURE, TrialConfig(iters=2000, dataset="fashion-mnist")),
-        "aggregate": {"post_update_loss": {"n": 3, "mean": 0.3, "std": 0.01, "min": 0.29, "max": 0.31}}}}})[-1]
+    variant = variant_view(BOOK_FIGURE, TrialConfig(iters=2000, dataset="fashion-mnist"), aggregate={
+        "post_update_loss": {"n": 3, "mean": 0.3, "std": 0.01, "min": 0.29, "max": 0.31}, "diverged": 0})
+    row = report.results_table(Run("optimizers", "t", "full", {}, {}, 3, 0, None, {}, {"v": variant}))[-1]
     assert "reference is for MNIST" in row and "no verdict" in row and "✗" not in row
 
 

@@ -13,10 +13,11 @@ import json
 
 import pytest
 
-from repro import generalise, report
+from repro import results, generalise, report
 from repro.claims import FAILS, HOLDS
 from repro.config import ConfigError
-from repro.experiment import reference_status
+from repro.layout import Layout
+from repro.tables import md_text
 from repro.generalise import CONDITIONS
 from repro.runner import run_experiment
 
@@ -55,7 +56,7 @@ def matrix_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("generalise")
     lines = []
     matrix = generalise.run("quick", [CONDITIONS[c] for c in TESTED], list(EXPERIMENTS), device="cpu",
-                            results_dir=root / "results", logdir=root / "runs", progress=False, log=lines.append)
+                            layout=Layout(root / "results", root / "runs"), progress=False, log=lines.append)
     return matrix, root, lines
 
 
@@ -94,29 +95,30 @@ def test_only_phenomena_are_rechecked(matrix_run):
 
 def test_each_condition_changed_what_it_says(matrix_run):
     _, root, _ = matrix_run
-    fashion = json.loads(generalise.results_path(root / "results", "fashion-mnist", "vanishing", "quick").read_text())
-    half = json.loads(generalise.results_path(root / "results", "batch-half", "init", "quick").read_text())
-    assert {v["config"]["dataset"] for v in fashion["variants"].values()} == {"fashion-mnist"}
-    assert {v["config"]["batch_size"] for v in half["variants"].values()} == {64}   # the book's 128, halved
-    assert half["condition"] == "batch-half" and fashion["condition"] == "fashion-mnist"
+    layout = Layout(root / "results")
+    fashion = results.load(layout.condition("fashion-mnist").results_file("vanishing", "quick"))
+    half = results.load(layout.condition("batch-half").results_file("init", "quick"))
+    assert {v.config["dataset"] for v in fashion.variants.values()} == {"fashion-mnist"}
+    assert {v.config["batch_size"] for v in half.variants.values()} == {64}   # the book's 128, halved
+    assert half.condition == "batch-half" and fashion.condition == "fashion-mnist"
     # the references describe MNIST: a Fashion-MNIST run is not judged against them, and says why
-    for v in fashion["variants"].values():
-        if v["reference"]:
-            _, text, comparable = reference_status(v)
+    for v in fashion.variants.values():
+        if v.reference:
+            _, text, comparable = v.reference_status()
             assert not comparable and "reference is for MNIST, this run is on fashion-mnist" in text
 
 
 def test_printed_matrix_and_report_show_the_same_verdicts(matrix_run, tmp_path):
     matrix, root, _ = matrix_run
     printed = generalise.matrix_table(matrix)
-    summary = report.build_report(root / "results", tmp_path, "quick")
+    summary = report.build_report(Layout(root / "results"), tmp_path, "quick")
     text = summary.path.read_text()
     section = text[text.index("## Do the phenomena generalise?"):]
     for name in EXPERIMENTS:
         for claim in matrix["experiments"][name]["claims"]:
             row = next(line for line in printed.split("\n") if f" {claim['id']} " in line)
             assert row.count("holds ") == len(TESTED), row
-            md_row = next(line for line in section.split("\n") if line.startswith(f"| {report.md_cell(claim['statement'])} |"))
+            md_row = next(line for line in section.split("\n") if line.startswith(f"| {md_text(claim['statement'])} |"))
             assert md_row.count("✅") == len(TESTED) and report.FAILS not in md_row, md_row
     assert "0 failing cells" in printed and report.FAILS not in section
 
@@ -126,11 +128,12 @@ def test_a_failing_cell_is_red_and_counted(matrix_run, tmp_path):
     broken = json.loads(json.dumps(matrix))
     claim = broken["experiments"]["vanishing"]["claims"][0]
     claim["cells"]["fashion-mnist"] |= {"verdict": FAILS, "measured": 0.5}
-    (tmp_path / "results" / "generalise").mkdir(parents=True)
-    generalise.matrix_path(tmp_path / "results", "quick").write_text(json.dumps(broken))
-    text = report.build_report(tmp_path / "results", tmp_path / "out", "quick").path.read_text()
+    layout = Layout(tmp_path / "results")
+    layout.matrix_file("quick").parent.mkdir(parents=True)
+    layout.matrix_file("quick").write_text(json.dumps(broken))
+    text = report.build_report(layout, tmp_path / "out", "quick").path.read_text()
     assert "❌ 1 cell of the matrix fails" in text
-    assert f"- {report.FAILS} vanishing: {report.md_cell(claim['statement'])} under Fashion-MNIST: measured 0.5" in text
+    assert f"- {report.FAILS} vanishing: {md_text(claim['statement'])} under Fashion-MNIST: measured 0.5" in text
     assert generalise.generalises(claim) == "reference only" or claim["cells"]["reference"]["verdict"] != HOLDS
     assert "[FAILS] vanishing" in generalise.matrix_table(broken)
 
@@ -159,9 +162,11 @@ def test_a_condition_that_changes_nothing_is_not_applicable():
 
 
 def test_fresh_seeds_are_other_seeds(tmp_path):
-    results = run_experiment("vanishing", "quick", 1, "cpu", {"iters": "20", "depth_iters": "5", "depths": "5,10"},
-                             tmp_path / "runs", tmp_path / "results", progress=False, condition=CONDITIONS["fresh-seeds"])
-    assert {t["seed"] for t in results["trials"]} == {100} and results["first_seed"] == 100
+    run = run_experiment("vanishing", "quick", seeds=1, device="cpu",
+                         sets={"iters": 20, "depth_iters": 5, "depths": (5, 10)},
+                         layout=Layout(tmp_path / "results", tmp_path / "runs"), progress=False,
+                         condition=CONDITIONS["fresh-seeds"])
+    assert {t.seed for t in run.trials} == {100} and run.first_seed == 100
 
 
 @pytest.mark.parametrize("args, message", [
@@ -194,5 +199,5 @@ def test_a_condition_that_leaves_some_variants_as_they_are_says_which():
     """modern_cnn's depth nets have no hidden fully connected layer: widths x2 leaves them as they
     are, so a claim on them repeats the reference's value and is marked unchanged in the matrix."""
     untouched, n = generalise.untouched_variants("modern_cnn", "quick", CONDITIONS["widths-x2"])
-    assert n == 9 and len(untouched) == 6 and all("conv layers" in name for name in untouched)
+    assert n == 9 and len(untouched) == 6 and all("-depth" in vid for vid in untouched)
     assert generalise.untouched_variants("vanishing", "quick", CONDITIONS["widths-x2"])[0] == []

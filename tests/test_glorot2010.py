@@ -14,14 +14,14 @@ softsign's worst over the best sigmoid 0.713-0.750 (0.3); tanh's largest saturat
 import pytest
 import torch
 
-from conftest import assert_claims_hold, assert_figures_drawn, per_seed
+from conftest import per_seed
 from experiments.glorot2010 import gradients_at_init
 
 LEARNER_FLOORS = {   # per seed
-    "tanh + standard": 0.78,        # mean 0.837, worst 0.812
-    "tanh + normalized": 0.78,      # mean 0.854, worst 0.821
-    "softsign + standard": 0.78,    # mean 0.857, worst 0.823
-    "softsign + normalized": 0.80,  # mean 0.877, worst 0.863
+    "tanh-standard": 0.78,          # mean 0.837, worst 0.812
+    "tanh-normalized": 0.78,        # mean 0.854, worst 0.821
+    "softsign-standard": 0.78,      # mean 0.857, worst 0.823
+    "softsign-normalized": 0.80,    # mean 0.877, worst 0.863
 }
 SIGMOID_CEILING = 0.2                # both inits: mean 0.105, highest 0.117
 
@@ -31,14 +31,6 @@ def results(quick_run):
     return quick_run("glorot2010")
 
 
-def test_claims_hold(results):
-    assert_claims_hold(results)
-
-
-def test_figures_drawn(results):
-    assert_figures_drawn(results, 3)
-
-
 @pytest.mark.parametrize("variant", sorted(LEARNER_FLOORS))
 def test_tanh_and_softsign_learn(results, variant):
     assert min(per_seed(results, variant)) >= LEARNER_FLOORS[variant]
@@ -46,11 +38,11 @@ def test_tanh_and_softsign_learn(results, variant):
 
 @pytest.mark.parametrize("init", ["standard", "normalized"])
 def test_sigmoid_stays_at_chance(results, init):
-    assert max(per_seed(results, f"sigmoid + {init}")) <= SIGMOID_CEILING
+    assert max(per_seed(results, f"sigmoid-{init}")) <= SIGMOID_CEILING
 
 
 def test_activations_are_taken_on_300_test_images(results):
-    config = results["variants"]["sigmoid + standard"]["config"]
+    config = results.variant("sigmoid-standard").config
     assert config["probe_split"] == "test" and config["probe_size"] == 300
 
 

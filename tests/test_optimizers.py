@@ -10,12 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import assert_claims_hold, assert_figures_drawn, per_seed
-from experiments.optimizers import (BOOK_RUNS, PATHS, book_name, decay_runs, divergence, lr_schedule,
+from conftest import assert_claims_hold, per_seed
+from experiments.optimizers import (BOOK_RUNS, PATHS, book_id, course_id, decay_runs, divergence, lr_schedule,
                                     moving_average, sign_changes, trajectory)
 from repro.config import TrialConfig
 from repro.data import Dataset
 from repro.engine import train
+from repro.layout import Layout
+from repro.results import Trial
 
 
 def valley_grad(x, y):
@@ -72,11 +74,15 @@ def test_sign_changes():
     assert sign_changes([1.0, 2.0]) == 0 and sign_changes([]) == 0
 
 
+def trial_with(status: str, batch_loss: list[float], diverged_at: int | None = None) -> Trial:
+    return Trial("v", 0, {}, "", [], status, diverged_at, [], batch_loss, [], {}, 0.0)
+
+
 def test_divergence_classification():
-    assert divergence({"status": "ok", "batch_loss": [2.4, 2.6, 13.0, 1.0]}) == ("ok", None)  # overshoot
-    assert divergence({"status": "diverged", "diverged_at": 37, "batch_loss": [2.4, 9.0]}) == ("diverged", 37)
+    assert divergence(trial_with("ok", [2.4, 2.6, 13.0, 1.0])) == ("ok", None)  # overshoot
+    assert divergence(trial_with("diverged", [2.4, 9.0], 37)) == ("diverged", 37)
     # above 10x the start (24) at step 3; recovering afterwards does not undo it
-    assert divergence({"status": "ok", "batch_loss": [2.4, 3.0, 25.0, 500.0, 0.5]}) == ("blew up", 3)
+    assert divergence(trial_with("ok", [2.4, 3.0, 25.0, 500.0, 0.5])) == ("blew up", 3)
 
 
 def test_moving_average():
@@ -128,19 +134,19 @@ def test_every_optimizer_sees_the_same_batches():
 # judged at the quick preset's 1000); there the ratio is 2.42 (10 seeds, worst 2.32), and its floor
 # is tested below.
 LATE_LOSS_BANDS = {            # book network, 1000 iterations: mean batch loss over iterations 500-1000
-    "sgd 0.01": (0.30, 0.40),       # mean 0.346, range 0.335-0.359
-    "momentum 0.01": (0.12, 0.17),  # mean 0.143, range 0.138-0.150
-    "nesterov 0.01": (0.12, 0.16),  # mean 0.138, range 0.134-0.143
-    "adagrad 0.01": (0.085, 0.125),  # mean 0.105, range 0.100-0.110
-    "rmsprop 0.01": (0.21, 0.29),   # mean 0.249, range 0.239-0.264
-    "adam 0.001": (0.09, 0.125),    # mean 0.105, range 0.102-0.111
+    "sgd-0.01": (0.30, 0.40),       # mean 0.346, range 0.335-0.359
+    "momentum-0.01": (0.12, 0.17),  # mean 0.143, range 0.138-0.150
+    "nesterov-0.01": (0.12, 0.16),  # mean 0.138, range 0.134-0.143
+    "adagrad-0.01": (0.085, 0.125),  # mean 0.105, range 0.100-0.110
+    "rmsprop-0.01": (0.21, 0.29),   # mean 0.249, range 0.239-0.264
+    "adam-0.001": (0.09, 0.125),    # mean 0.105, range 0.102-0.111
 }
 SGD_RATIO_FLOOR = 2.2          # SGD / min(Momentum, AdaGrad, Adam) late loss per seed: mean 2.42, worst 2.32
 COURSE_FLOORS = {              # final test accuracy after 1000 iterations
-    "course: momentum 0.3": 0.89,   # mean 0.930, worst 0.917
-    "course: adagrad 0.1": 0.91,    # mean 0.940, worst 0.932
-    "course: rmsprop 0.01": 0.92,   # mean 0.945, worst 0.941
-    "course: adam 0.01": 0.92,      # mean 0.944, worst 0.939
+    "course-momentum-0.3": 0.89,    # mean 0.930, worst 0.917
+    "course-adagrad-0.1": 0.91,     # mean 0.940, worst 0.932
+    "course-rmsprop-0.01": 0.92,    # mean 0.945, worst 0.941
+    "course-adam-0.01": 0.92,       # mean 0.944, worst 0.939
 }
 COURSE_STUCK_CEILING = 0.2     # SGD 0.01 and Momentum 0.01: mean 0.113 and 0.112, highest 0.1135
 SMALL_SGD_FLOOR = 2.2          # SGD 1e-4 final loss: mean 2.290, lowest 2.256
@@ -155,10 +161,6 @@ def results(quick_run):
     return quick_run("optimizers")
 
 
-def test_claims_hold(results):
-    assert_claims_hold(results)
-
-
 @pytest.mark.parametrize("variant", sorted(LATE_LOSS_BANDS))
 def test_book_late_loss_bands(results, variant):
     low, high = LATE_LOSS_BANDS[variant]
@@ -166,21 +168,21 @@ def test_book_late_loss_bands(results, variant):
 
 
 def test_sgd_late_loss_ratio_at_half_length(results):
-    sgd = per_seed(results, "sgd 0.01", "late_loss")
-    others = [per_seed(results, name, "late_loss") for name in ("momentum 0.01", "adagrad 0.01", "adam 0.001")]
+    sgd = per_seed(results, "sgd-0.01", "late_loss")
+    others = [per_seed(results, vid, "late_loss") for vid in ("momentum-0.01", "adagrad-0.01", "adam-0.001")]
     assert min(s / min(o[i] for o in others) for i, s in enumerate(sgd)) >= SGD_RATIO_FLOOR
 
 
 def test_course_setup(results):
     for variant, floor in COURSE_FLOORS.items():
         assert min(per_seed(results, variant)) >= floor, variant
-    for variant in ("course: sgd 0.01", "course: momentum 0.01"):
+    for variant in (course_id("sgd", 0.01), course_id("momentum", 0.01)):
         assert max(per_seed(results, variant)) <= COURSE_STUCK_CEILING, variant
 
 
 def test_learning_rate_grid(results):
-    grid = results["extras"]["grid_divergence"]
-    assert min(per_seed(results, "sgd 0.0001", "final_train_loss")) >= SMALL_SGD_FLOOR
+    grid = results.extras["grid_divergence"]
+    assert min(per_seed(results, "sgd-0.0001", "final_train_loss")) >= SMALL_SGD_FLOOR
     # a rate that trains normally is never classified as diverged (highest batch loss / start: 1.21)
     for opt, rates in (("sgd", ("0.0001", "0.001", "0.01", "0.1")), ("adam", ("0.0001", "0.001", "0.01"))):
         for lr in rates:
@@ -189,30 +191,26 @@ def test_learning_rate_grid(results):
     for lr in ("0.1", "1"):
         assert all(kind == "blew up" and step <= 5 for kind, step in grid["adam"][lr]), (lr, grid["adam"][lr])
     # SGD at 1 never trains: NaN by step 7 in 7 of 10 seeds, the others end at loss 0.78-2.30
-    for trial, (kind, step) in zip((t for t in results["trials"] if t["variant"] == "sgd 1"), grid["sgd"]["1"]):
-        assert (kind == "diverged" and step <= 20) or trial["summary"]["final_train_loss"] >= SGD_AT_1_FLOOR, (kind, step)
+    for trial, (kind, step) in zip(results.trials_of("sgd-1"), grid["sgd"]["1"]):
+        assert (kind == "diverged" and step <= 20) or trial.summary["final_train_loss"] >= SGD_AT_1_FLOOR, (kind, step)
 
 
 def test_decay_ends_below_both_constant_rates_in_every_seed(results):
-    (cosine, _), (large, _), (small, _) = decay_runs(results["params"])
-    for c, a, b in zip(*(per_seed(results, name, "final_train_loss") for name in (cosine, large, small))):
+    decay = [vid for vid, _, _ in decay_runs(results.params)]   # cosine, large constant, small constant
+    for c, a, b in zip(*(per_seed(results, vid, "final_train_loss") for vid in decay)):
         assert b - c >= DECAY_MARGIN_OVER_SMALL and a - c >= DECAY_MARGIN_OVER_LARGE, (c, a, b)
 
 
 def test_book_optimizers_start_from_the_same_loss(results):
     """Same seed: same initial weights and same first batch, so the loss before any step is identical."""
-    names = [book_name(opt, lr) for opt, lr, _ in BOOK_RUNS]
-    for seed in range(results["seeds"]):
-        first = {t["batch_loss"][0] for t in results["trials"] if t["variant"] in names and t["seed"] == seed}
+    ids = [book_id(opt, lr) for opt, lr, _ in BOOK_RUNS]
+    for seed in range(results.seeds):
+        first = {t.batch_loss[0] for vid in ids for t in results.trials_of(vid) if t.seed == seed}
         assert len(first) == 1, first
-
-
-def test_figures_written(results):
-    assert_figures_drawn(results, 4)
 
 
 @pytest.mark.slow
 def test_full_preset_claims_hold(tmp_path):
     from repro.runner import run_experiment
-    assert_claims_hold(run_experiment("optimizers", "full", device="cpu", logdir=tmp_path / "runs",
-                                      results_dir=tmp_path / "results", progress=False))
+    assert_claims_hold(run_experiment("optimizers", "full", device="cpu",
+                                      layout=Layout(tmp_path / "results", tmp_path / "runs"), progress=False))

@@ -108,16 +108,16 @@ def test_probes_on_test_images_record_one_units_percentiles():
 
 
 def test_blocks_rejudges_claims_per_seed_block(tmp_path, capsys):
+    from repro.layout import Layout
     from repro.runner import run_experiment
-    results = run_experiment("he2015", "quick", seeds=2, device="cpu", logdir=tmp_path / "runs",
-                             results_dir=tmp_path / "results", progress=False,
-                             sets={"iters": "50", "depths": "3,4"})
-    assert main(["blocks", results["path"], "--size", "1"]) == 0
+    results = run_experiment("he2015", "quick", seeds=2, device="cpu", layout=Layout(tmp_path / "results", tmp_path / "runs"),
+                             progress=False, sets={"iters": 50, "depths": (3, 4)})
+    assert main(["blocks", str(results.path), "--size", "1"]) == 0
     out = capsys.readouterr().out
     assert "claims on 2 blocks of 1 seeds" in out and "seeds 0-0" in out and "seeds 1-1" in out
-    for claim in results["claims"]:
-        assert claim["id"] in out
-    assert main(["blocks", results["path"], "--size", "3"]) == 2
+    for claim in results.claims:
+        assert claim.id in out
+    assert main(["blocks", str(results.path), "--size", "3"]) == 2
     assert "too few for blocks of 3" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"not": "results"}) + "}")

@@ -18,6 +18,7 @@ def test_the_make_target_runs_every_paper():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PAPERS)
 def test_cpu_preset_claims_hold(tmp_path, name):
+    from repro.layout import Layout
     from repro.runner import run_experiment
-    assert_claims_hold(run_experiment(name, "cpu", device="cpu", logdir=tmp_path / "runs",
-                                      results_dir=tmp_path / "results", progress=False))
+    assert_claims_hold(run_experiment(name, "cpu", device="cpu", layout=Layout(tmp_path / "results", tmp_path / "runs"),
+                                      progress=False))

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import assert_claims_hold, per_seed
-from experiments.regularization import L1, L2, PAPER_DROPOUT, PAPER_NONE, always_zero_pixels, weight_shares
+from conftest import per_seed
+from experiments.regularization import (L1, L1_ID, L2, L2_ID, PAPER_DROPOUT, PAPER_NONE, PROXIMAL_ID, always_zero_pixels,
+                                        weight_shares)
 from repro.config import TrialConfig
 from repro.nets import build_mlp
 from repro.optim import l1_penalty, l1_proximal_step, make_optimizer, split_decay_groups
@@ -84,28 +85,24 @@ def results(quick_run):
     return quick_run("regularization")
 
 
-def test_claims_hold(results):
-    assert_claims_hold(results)
-
-
 def test_none_memorises_the_300_images(results):
     assert min(per_seed(results, "none", "final_train_acc")) >= 0.99  # mean 1.000, worst 1.000
     assert min(per_seed(results, "none", "gap")) >= 0.2               # mean 0.244, worst 0.227
 
 
 def test_l2_keeps_train_accuracy_down_and_narrows_the_gap(results):
-    assert max(per_seed(results, f"L2 {L2:g}", "final_train_acc")) <= 0.97   # mean 0.877, worst (highest) 0.923
-    narrowing = [n - l for n, l in zip(per_seed(results, "none", "gap"), per_seed(results, f"L2 {L2:g}", "gap"))]
+    assert max(per_seed(results, L2_ID, "final_train_acc")) <= 0.97   # mean 0.877, worst (highest) 0.923
+    narrowing = [n - l for n, l in zip(per_seed(results, "none", "gap"), per_seed(results, L2_ID, "gap"))]
     assert min(narrowing) >= 0.01                                             # mean 0.068, worst 0.035
 
 
 def test_dropout_narrows_the_gap_by_slowing_the_fit(results):
     none_gap, none_test = per_seed(results, "none", "gap"), per_seed(results, "none")
     best = [max(n - g for g in seed_gaps) for n, *seed_gaps in
-            zip(none_gap, *(per_seed(results, f"dropout {d:g}", "gap") for d in (0.2, 0.3)))]
+            zip(none_gap, *(per_seed(results, f"dropout-{d:g}", "gap") for d in (0.2, 0.3)))]
     assert min(best) >= 0.04                      # best p per seed: mean 0.122, worst 0.068
     # ... while test accuracy falls: dropout 0.2 minus none, mean -0.097, worst (highest) -0.068
-    assert max(d - n for d, n in zip(per_seed(results, "dropout 0.2"), none_test)) <= -0.02
+    assert max(d - n for d, n in zip(per_seed(results, "dropout-0.2"), none_test)) <= -0.02
 
 
 def test_dropout_paper_gain(results):
@@ -114,9 +111,8 @@ def test_dropout_paper_gain(results):
 
 
 def test_l1_sparsity_and_exact_zeros(results):
-    weights = results["extras"]["weights"]
-    assert min(s["near_zero"] for s in weights[f"L1 {L1:g}"]["per_seed"]) >= 0.35            # mean 0.452, worst 0.449
-    assert max(s["near_zero"] for s in weights[f"L2 {L2:g}"]["per_seed"]) <= 0.06            # mean 0.028, worst 0.029
-    assert min(s["exact_zero"] for s in weights[f"L1 {L1:g} proximal"]["per_seed"]) >= 0.3   # mean 0.404, worst 0.383
-    assert all(s["exact_zero"] == 0 for name in ("none", f"L2 {L2:g}", f"L1 {L1:g}")
-               for s in weights[name]["per_seed"])
+    weights = results.extras["weights"]
+    assert min(s["near_zero"] for s in weights[L1_ID]["per_seed"]) >= 0.35         # mean 0.452, worst 0.449
+    assert max(s["near_zero"] for s in weights[L2_ID]["per_seed"]) <= 0.06         # mean 0.028, worst 0.029
+    assert min(s["exact_zero"] for s in weights[PROXIMAL_ID]["per_seed"]) >= 0.3   # mean 0.404, worst 0.383
+    assert all(s["exact_zero"] == 0 for vid in ("none", L2_ID, L1_ID) for s in weights[vid]["per_seed"])

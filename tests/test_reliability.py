@@ -13,6 +13,8 @@ import pytest
 
 from repro import data
 from repro.config import ConfigError
+from repro.errors import ReproError
+from repro.layout import Layout
 from repro.runner import run_experiment
 from repro.store import TrialStore
 
@@ -50,7 +52,7 @@ def _wait_for_trials(tmp: Path, n: int, proc: subprocess.Popen, timeout: float =
 
 def _histories(results_path: Path) -> dict:
     results = json.loads(results_path.read_text())
-    return {(t["variant"], t["seed"]): t["batch_loss"] for t in results["trials"]}
+    return {(t["variant"], t["seed"]): t["batch_loss"] for t in results["trials"]}  # the file as written
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path, uninterrupted, sig):
 
 def test_second_run_of_same_experiment_and_preset_is_refused(tmp_path):
     with TrialStore(tmp_path / "trials", "vanishing/quick", resume=False):
-        with pytest.raises(ConfigError, match="another run of vanishing/quick is in progress"):
+        with pytest.raises(ReproError, match="another run of vanishing/quick is in progress"):
             with TrialStore(tmp_path / "trials", "vanishing/quick", resume=False):
                 pass
     with TrialStore(tmp_path / "trials", "vanishing/quick", resume=False):
@@ -104,20 +106,19 @@ def test_diverging_trials_are_recorded_and_the_experiment_goes_on(tmp_path):
     results = run_experiment("vanishing", "quick", seeds=1, device="cpu", workers=1, progress=False,
                              sets={"iters": "100", "depths": "5", "lr": "10", "widths": "100,100,100,100",
                                    "activation": "relu", "init": "he"},
-                             logdir=tmp_path / "runs", results_dir=tmp_path / "results")
-    he = results["variants"]["relu + he"]["aggregate"]
+                             layout=Layout(tmp_path / "results", tmp_path / "runs"))
+    he = results.variant("relu-he").aggregate
     assert he["diverged"] == 1 and he["final_test_acc"]["n"] == 0
-    trial = next(t for t in results["trials"] if t["variant"] == "relu + he")
-    assert trial["status"] == "diverged" and trial["diverged_at"] <= 100
-    claim = results["claims"][1]
-    assert not claim["holds"]  # "ReLU + He is the best" cannot hold for a diverged variant
+    trial = results.trials_of("relu-he")[0]
+    assert trial.status == "diverged" and trial.diverged_at <= 100
+    assert not results.claim("relu-he-best").holds  # "ReLU + He is the best" cannot hold for a diverged variant
 
 
 def test_unwritable_results_directory_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ConfigError, match="cannot write to"):
-        run_experiment("vanishing", "quick", device="cpu", results_dir=blocker, logdir=tmp_path / "runs")
+        run_experiment("vanishing", "quick", device="cpu", layout=Layout(blocker, tmp_path / "runs"))
 
 
 def test_no_network_and_no_npm_says_what_to_do(tmp_path, monkeypatch):

@@ -10,31 +10,23 @@ Floors below: per seed, the same 10 seeds.
 """
 import pytest
 
-from conftest import assert_claims_hold, assert_figures_drawn, per_seed
+from conftest import per_seed
 
 ACCURACY_FLOORS = {
-    "NAG 0.99": 0.90,    # mean 0.938, worst 0.934
-    "NAG 0.995": 0.88,   # mean 0.938, worst 0.926
-    "SGD lr 1": 0.80,    # mean 0.916, worst 0.880
+    "nag-0.99": 0.90,    # mean 0.938, worst 0.934
+    "nag-0.995": 0.88,   # mean 0.938, worst 0.926
+    "sgd-1": 0.80,       # mean 0.916, worst 0.880
 }
 CHANCE_CEILINGS = {
-    "CM 0.99, init normal:0.01": 0.2,    # mean 0.104, highest 0.114
-    "NAG 0.99, init normal:0.01": 0.2,   # mean 0.106, highest 0.114
-    "SGD lr 0.01": 0.6,                  # mean 0.253, highest 0.391 (barely moving)
+    "cm-0.99-poor-init": 0.2,    # mean 0.104, highest 0.114
+    "nag-0.99-poor-init": 0.2,   # mean 0.106, highest 0.114
+    "sgd-0.01": 0.6,             # mean 0.253, highest 0.391 (barely moving)
 }
 
 
 @pytest.fixture(scope="module")
 def results(quick_run):
     return quick_run("sutskever2013")
-
-
-def test_claims_hold(results):
-    assert_claims_hold(results)
-
-
-def test_figure_drawn(results):
-    assert_figures_drawn(results, 1)
 
 
 @pytest.mark.parametrize("variant", sorted(ACCURACY_FLOORS))

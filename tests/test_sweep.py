@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from repro.cli import main
-from repro.config import TrialConfig, config_from_text
+from repro.config import TrialConfig, apply_overrides
 from repro.executor import TrialSpec, run_trial
 from repro.experiment import stats
 from repro.sweep import sweep_name
@@ -77,11 +77,11 @@ def test_every_cell_gets_every_seed_and_its_statistics(local_sweep):
 def test_a_sweep_trial_is_the_same_trial_as_repro_train(local_sweep):
     _, results = local_sweep
     trial = next(t for t in results["trials"] if t["cell"] == "optimizer=adam lr=0.01" and t["seed"] == 1)
-    cfg = config_from_text(TrialConfig(), {**SETS, "optimizer": "adam", "lr": "0.01"})
+    cfg = apply_overrides(TrialConfig(), {**SETS, "optimizer": "adam", "lr": 0.01})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as every worker runs: one intra-op thread
     try:
-        alone = run_trial(TrialSpec(cfg.to_dict(), 1, "cpu"))
+        alone = run_trial(TrialSpec(cfg, 1, "cpu"))
     finally:
         torch.set_num_threads(threads)
     assert alone["summary"] == trial["summary"] and alone["history"] == trial["history"]

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from repro import tb
+from repro import metrics, tb
+from repro.layout import Layout
 from repro.runner import run_experiment
 
-HPARAM_METRIC_TAGS = set(tb.HPARAM_METRICS.values())
+HPARAM_METRIC_TAGS = {m.tag for m in metrics.of_scope(metrics.TRIAL) if m.hparam}
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +27,19 @@ def vanishing(quick_run):
     return quick_run("vanishing")
 
 
-def run_name(results: dict, variant: str, leaf: str) -> str:
-    return f"{results['experiment']}/{results['preset']}/{tb.safe_name(variant)}/{leaf}"
+def run_name(results, variant: str, leaf: str) -> str:
+    return f"{results.experiment}/{results.preset}/{variant}/{leaf}"
 
 
-def logdir_of(results: dict) -> Path:
-    logdir = Path(results["path"]).parents[2] / "runs"  # conftest's quick_run: <root>/results and <root>/runs
+def logdir_of(results) -> Path:
+    logdir = Path(results.path).parents[2] / "runs"  # conftest's quick_run: <root>/results and <root>/runs
     assert logdir.is_dir(), f"no TensorBoard logs at {logdir}"
     return logdir
 
 
 @pytest.fixture(scope="module")
 def server(vanishing, tensorboard):
-    trial_runs = {run_name(vanishing, t["variant"], f"seed{t['seed']}") for t in vanishing["trials"]}
+    trial_runs = {run_name(vanishing, t.variant, f"seed{t.seed}") for t in vanishing.trials}
     srv = tensorboard(logdir_of(vanishing))
 
     def loaded():  # the hparams metrics are each trial's last write
@@ -50,39 +51,47 @@ def server(vanishing, tensorboard):
 
 def test_server_lists_every_trial_mean_layout_and_figures_run(vanishing, server):
     runs = set(server.get("/data/runs"))
-    for t in vanishing["trials"]:
-        assert run_name(vanishing, t["variant"], f"seed{t['seed']}") in runs
-    for variant in vanishing["variants"]:
+    for t in vanishing.trials:
+        assert run_name(vanishing, t.variant, f"seed{t.seed}") in runs
+    for variant in vanishing.variants:
         assert run_name(vanishing, variant, "mean") in runs
-    root = f"{vanishing['experiment']}/{vanishing['preset']}"
+    root = f"{vanishing.experiment}/{vanishing.preset}"
     assert root in runs and f"{root}/figures" in runs
 
 
 def test_grad_norm_tag_for_every_layer_of_every_trial(vanishing, server):
     tags = server.get("/data/plugin/scalars/tags")
-    for t in vanishing["trials"]:
-        run = run_name(vanishing, t["variant"], f"seed{t['seed']}")
-        expected = {f"grad_norm/{layer}" for layer in t["layers"]} | {"grad_norm/total"}
+    for t in vanishing.trials:
+        run = run_name(vanishing, t.variant, f"seed{t.seed}")
+        expected = {f"grad_norm/{layer}" for layer in t.layers} | {"grad_norm/total"}
         expected |= {"loss/train", "loss/test", "accuracy/train", "accuracy/test", "lr"} | HPARAM_METRIC_TAGS
+        # whatever the activation probe recorded, under its registered tag (repro/metrics.py): the unit
+        # percentiles among them
+        expected |= {f"{metrics.layer_metric('activations', key).tag}/{layer}"
+                     for layer, stats in t.history[-1]["activations"].items() for key in stats}
         missing = expected - set(tags[run])
         assert not missing, f"{run} lacks {sorted(missing)}"
 
 
 def test_served_gradient_norms_are_the_ones_in_the_results_json(vanishing, server):
-    deepest = max(vanishing["params"]["depths"])
-    trial = next(t for t in vanishing["trials"] if t["variant"] == f"sigmoid + xavier, depth {deepest}")
-    run = run_name(vanishing, trial["variant"], f"seed{trial['seed']}")
-    for layer in trial["layers"]:
+    deepest = max(vanishing.params["depths"])
+    trial = vanishing.trials_of(f"sigmoid-xavier-depth{deepest}")[0]
+    run = run_name(vanishing, trial.variant, f"seed{trial.seed}")
+    for layer in trial.layers:
         events = server.get("/data/plugin/scalars/scalars", run=run, tag=f"grad_norm/{layer}")
-        assert [step for _, step, _ in events] == [p["step"] for p in trial["history"]]
+        assert [step for _, step, _ in events] == [p["step"] for p in trial.history]
         served = [value for _, _, value in events]
-        assert served == pytest.approx([p["grad_norm"][layer] for p in trial["history"]], rel=1e-6)
+        assert served == pytest.approx([p["grad_norm"][layer] for p in trial.history], rel=1e-6)
+    for key in ("unit0_q15", "unit0_q50", "unit0_q85"):  # recorded for Ioffe & Szegedy's Fig. 1; now logged too
+        events = server.get("/data/plugin/scalars/scalars", run=run, tag=f"{key}/act1")
+        assert [v for _, _, v in events] == pytest.approx([p["activations"]["act1"][key] for p in trial.history],
+                                                          rel=1e-6)
 
 
 def test_custom_scalars_layout_tells_the_experiment_story(vanishing, server):
-    name, preset = vanishing["experiment"], vanishing["preset"]
+    name, preset = vanishing.experiment, vanishing.preset
     prefix = f"{name}/{preset}"
-    groups = {v: d["group"] for v, d in vanishing["variants"].items()}
+    groups = {v: d.group for v, d in vanishing.variants.items()}
     charts = tb.chart_groups(groups)
     # the course setup is one chart group; the 9 depth-study networks (3 families x 3 depths) are split
     # into one chart per family, so no chart repeats a colour
@@ -94,8 +103,8 @@ def test_custom_scalars_layout_tells_the_experiment_story(vanishing, server):
 
     runs = server.get("/data/runs")  # TensorBoard's run order: a run's colour is palette[index % 7]
     tags = server.get("/data/plugin/scalars/tags")
-    trials = {v: [t for t in vanishing["trials"] if t["variant"] == v] for v in groups}
-    field_of = {tag: field for field, tag in tb.POINT_TAGS.items()}
+    trials = {v: vanishing.trials_of(v) for v in groups}
+    field_of = {m.tag: m.name for m in metrics.of_scope(metrics.POINT)}
     for label, names in charts:
         shown = categories[f"{prefix}: {label}"][::-1]  # laid out last to first (see tb.layout)
         titles = [c["title"].split(" · ")[0] for c in shown]
@@ -114,16 +123,16 @@ def test_custom_scalars_layout_tells_the_experiment_story(vanishing, server):
                 served = {key: server.get("/data/plugin/scalars/scalars", run=run, tag=series[key])
                           for key in ("value", "lower", "upper")}
                 if chart["title"].startswith("gradient flow"):
-                    norms = np.array([[t["history"][0]["grad_norm"][layer] for layer in t["layers"]]
+                    norms = np.array([[t.history[0]["grad_norm"][layer] for layer in t.layers]
                                       for t in trials[variant]])
                     expected = {"value": np.log10(norms).mean(0), "lower": np.log10(norms).min(0),
                                 "upper": np.log10(norms).max(0)}
                     steps = list(range(1, norms.shape[1] + 1))  # x = layer number, 1 = input layer
                 else:
                     field = field_of[series["value"].split("/", 3)[3].rsplit("/", 1)[0]]
-                    per_seed = np.array([[p[field] for p in t["history"]] for t in trials[variant]])
+                    per_seed = np.array([[p[field] for p in t.history] for t in trials[variant]])
                     expected = {"value": per_seed.mean(0), "lower": per_seed.min(0), "upper": per_seed.max(0)}
-                    steps = [p["step"] for p in trials[variant][0]["history"]]
+                    steps = [p["step"] for p in trials[variant][0].history]
                 for key in ("value", "lower", "upper"):
                     assert [s for _, s, _ in served[key]] == steps
                     assert [v for _, _, v in served[key]] == pytest.approx(list(expected[key]), rel=1e-5, abs=1e-6)
@@ -131,9 +140,9 @@ def test_custom_scalars_layout_tells_the_experiment_story(vanishing, server):
     # magnitude from the output layer (right) to the input (left); ReLU + He stays within one
     deep = {v: server.get("/data/plugin/scalars/scalars", run=run_name(vanishing, v, "mean"),
                           tag=tb.mean_tag(prefix, label, tb.FLOW, "mean"))
-            for label, names in charts for v in names if v.endswith("depth 15")}
-    assert deep["sigmoid + xavier, depth 15"][-1][2] - deep["sigmoid + xavier, depth 15"][0][2] > 3
-    assert abs(deep["relu + he, depth 15"][-1][2] - deep["relu + he, depth 15"][0][2]) < 1
+            for label, names in charts for v in names if v.endswith("depth15")}
+    assert deep["sigmoid-xavier-depth15"][-1][2] - deep["sigmoid-xavier-depth15"][0][2] > 3
+    assert abs(deep["relu-he-depth15"][-1][2] - deep["relu-he-depth15"][0][2]) < 1
 
 
 def test_hparams_table_compares_trials_with_final_metrics(vanishing, server):
@@ -146,19 +155,19 @@ def test_hparams_table_compares_trials_with_final_metrics(vanishing, server):
     groups = server.post("/data/plugin/hparams/session_groups", {
         "experimentName": "", "startIndex": 0, "sliceSize": 1000, "colParams": [],
         "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
-    assert groups["totalSize"] == len(vanishing["trials"])
+    assert groups["totalSize"] == len(vanishing.trials)
     by_run = {g["name"]: g for g in groups["sessionGroups"]}
-    for t in vanishing["trials"]:
-        group = by_run[run_name(vanishing, t["variant"], f"seed{t['seed']}")]
-        assert group["hparams"]["variant"] == t["variant"] and group["hparams"]["seed"] == t["seed"]
+    for t in vanishing.trials:
+        group = by_run[run_name(vanishing, t.variant, f"seed{t.seed}")]
+        assert group["hparams"]["variant"] == vanishing.variant(t.variant).label and group["hparams"]["seed"] == t.seed
         served = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-        assert served["hparams/final_test_acc"] == pytest.approx(t["summary"]["final_test_acc"], rel=1e-6)
+        assert served["hparams/final_test_acc"] == pytest.approx(t.summary["final_test_acc"], rel=1e-6)
 
 
 def test_overview_figures_are_images(vanishing, server):
     images = server.get("/data/plugin/images/tags")
-    figures_run = f"{vanishing['experiment']}/{vanishing['preset']}/figures"
-    assert {"overview/curves", "overview/gradient_flow"} <= set(images[figures_run])
+    figures_run = f"{vanishing.experiment}/{vanishing.preset}/figures"
+    assert {"overview/curves", "overview/gradient-flow"} <= set(images[figures_run])
 
 
 def event_file_counts(logdir: Path) -> dict[str, int]:
@@ -172,20 +181,20 @@ def event_file_counts(logdir: Path) -> dict[str, int]:
 def test_a_resumed_run_leaves_one_event_file_in_every_run_directory(vanishing, tmp_path):
     """`--resume` over a run whose dashboards were written (as after a kill during the last steps):
     the mean runs, the layout and the figures are written again, replacing what was there."""
-    root = Path(vanishing["path"]).parents[2]
+    root = Path(vanishing.path).parents[2]
     shutil.copytree(root / "runs", tmp_path / "runs")
     shutil.copytree(root / "results", tmp_path / "results")
     before = event_file_counts(tmp_path / "runs")
     assert before and set(before.values()) == {1}, before
-    again = run_experiment("vanishing", "quick", device="cpu", logdir=tmp_path / "runs",
-                           results_dir=tmp_path / "results", progress=False, resume=True)
-    assert again["resumed_trials"] == len(vanishing["trials"])  # nothing trained again
+    again = run_experiment("vanishing", "quick", device="cpu", layout=Layout(tmp_path / "results", tmp_path / "runs"),
+                           progress=False, resume=True)
+    assert again.resumed_trials == len(vanishing.trials)  # nothing trained again
     after = event_file_counts(tmp_path / "runs")
     assert after == before  # the same run directories, one event file each
     figures = tmp_path / "runs" / "vanishing" / "quick" / "figures"
     (events,) = tb.event_files(figures)
     images = [v.tag for e in tb._read_events(events) if e.WhichOneof("what") == "summary" for v in e.summary.value]
-    assert sorted(images) == ["overview/curves", "overview/gradient_flow"]  # each image once
+    assert sorted(images) == ["overview/curves", "overview/gradient-flow"]  # each image once
 
 
 def test_compacting_a_run_keeps_the_newest_value_of_every_tag_and_step(tmp_path):

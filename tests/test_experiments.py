@@ -1,0 +1,67 @@
+"""What every experiment must do, parametrised over every experiment (repro.runner.experiment_names):
+its quick preset's claims hold (and are printed and reported as judged), its figures are drawn, and its
+results round-trip through the results model (repro/results.py) unchanged. Each experiment's own test
+file keeps only what is specific to it; the quick runs are the session's shared ones (conftest.quick_run).
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import assert_claims_hold, assert_figures_drawn
+from repro import metrics, results
+from repro.runner import experiment_names
+
+EXPERIMENTS = experiment_names()
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_claims_hold(quick_run, name):
+    assert_claims_hold(quick_run(name))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_figures_drawn(quick_run, name):
+    assert_figures_drawn(quick_run(name))
+
+
+def _same(a, b) -> bool:
+    """Equal, NaN equal to NaN (a diverged trial's final metrics)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_results_round_trip(quick_run, name):
+    """The file on disk reads back (validated) to the run that wrote it, and writes the same JSON again."""
+    run = quick_run(name)
+    again = results.load(run.path)
+    assert _same(again.to_json(), json.loads(json.dumps(run.to_json())))
+    assert list(again.variants) == list(run.variants)
+    assert [c.id for c in again.claims] == [c.id for c in run.claims]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_recorded_metric_is_registered(quick_run, name):
+    """Whatever the engine and the probes recorded has an entry in repro/metrics.py (so it reaches
+    TensorBoard under its tag), and every summary is the registry's TRIAL metrics."""
+    run = quick_run(name)
+    trial_metrics = {m.name for m in metrics.of_scope(metrics.TRIAL)}
+    point_metrics = {m.name for m in metrics.of_scope(metrics.POINT)}
+    for trial in run.trials:
+        assert set(trial.summary) == trial_metrics
+        for point in trial.history:
+            if point.get("diverged"):
+                continue
+            assert set(point) - {"step", "grad_norm", "activations", "layer_outputs"} <= point_metrics
+            for group in ("activations", "layer_outputs"):
+                for stats in point.get(group, {}).values():
+                    for key in stats:
+                        metrics.layer_metric(group, key)  # raises for an unregistered statistic
