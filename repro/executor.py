@@ -26,6 +26,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from .numerics import Numerics, numerics_in_effect, policy
+
 
 @dataclass
 class TrialSpec:
@@ -36,6 +38,7 @@ class TrialSpec:
     hparams: dict = field(default_factory=dict)   # extra columns for the hparams table (variant, ...)
     tag: object = None               # opaque label handed back with the result
     keep_state: bool = False         # hand back the trained weights (CPU state_dict) as result["state"]
+    numerics: Numerics = field(default_factory=policy)   # the policy of the process that made the spec
 
 
 def default_workers(device: str) -> int:
@@ -115,16 +118,24 @@ def check_runnable(specs: Iterable[TrialSpec]) -> None:
 
 
 def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) -> dict:
+    from .config import ConfigError
     from .nets import takes_flat_input
     from .tb import TrialWriter
     from .engine import train
     cfg = spec.config
+    spec.numerics.apply()  # a spawned worker or Ray task starts with torch's defaults, not the caller's
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
         shutil.rmtree(spec.logdir, ignore_errors=True)
     writer = TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None
-    result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
+    try:
+        result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
+    except RuntimeError as err:  # torch refuses an operation that has no deterministic CUDA kernel
+        if spec.numerics.deterministic and "deterministic" in str(err):
+            raise ConfigError(f"--deterministic: {str(err).strip().splitlines()[0]}; run without it") from None
+        raise
     result["tag"] = spec.tag
+    result["numerics"] = numerics_in_effect()
     return result
 
 
