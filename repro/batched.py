@@ -239,7 +239,8 @@ def train_seeds(cfg: TrialConfig, seeds: list[int], data: Dataset, writers=None,
         losses = batch_loss[k, :done_steps].tolist()
         post = [[s, v] for s, v in zip(post_steps, post_loss[k].tolist()) if s < done_steps]
         result = {
-            "config": cfg.to_dict(), "seed": seeds[k], "key": cfg.key(seeds[k]), "layers": layers,
+            "config": cfg.to_dict(), "seed": seeds[k], "key": cfg.key(seeds[k], device.type), "device": device.type,
+            "layers": layers,
             "components": components.used(cfg), "status": status, "diverged_at": diverged_at,
             "history": histories[k], "batch_loss": losses, "post_update_loss": post,
             "summary": summarize(histories[k], losses, grad_norms.probes[k].buffer, cfg, diverged_at, post),

@@ -174,13 +174,56 @@ def execute(specs: Iterable[TrialSpec], workers: int, threads: int = 1,
         return _execute_ray(specs, workers, threads, on_done, address)
     if workers <= 1 or len(specs) <= 1:
         torch.set_num_threads(threads)
-        results = []
-        for spec in specs:
-            results.append(run_trial(spec, step_progress))
-            if on_done:
-                on_done(results[-1])
-        return results
+        results: dict[int, dict] = {}
+        for group in seed_groups(specs):
+            chosen = [specs[i] for i in group]
+            for i, result in zip(group, run_seed_group(chosen) if len(group) > 1 else
+                                 [run_trial(chosen[0], step_progress)]):
+                results[i] = result
+                if on_done:
+                    on_done(result)
+        return [results[i] for i in range(len(specs))]
     return _execute_local(specs, workers, threads, on_done)
+
+
+def batches_seeds(device: str) -> bool:
+    """Whether a variant's seeds train as one batched model (repro/batched.py) on ``device``: on a GPU, where
+    a small network's step is a few dozen kernel launches each too small to fill it, K seeds cost about what
+    one does; not on the CPU, where the cores already take one trial each and the one-trial engine's numbers
+    are the suite's reference numbers to the bit (batched ones agree within float32 rounding only)."""
+    return device.startswith("cuda")
+
+
+def seed_groups(specs: list[TrialSpec]) -> list[list[int]]:
+    """Indices of ``specs`` grouped as they train: the seeds of one config together where it batches
+    (batches_seeds, and repro.batched.supports the config), every other spec alone; in first-seen order."""
+    from .batched import supports
+    groups: dict = {}
+    for i, spec in enumerate(specs):
+        together = batches_seeds(spec.device) and supports(spec.config, spec.device) is None
+        key = (spec.config, spec.device, spec.keep_state) if together else i
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def run_seed_group(specs: list[TrialSpec]) -> list[dict]:
+    """Trials that differ only in seed, trained as one batched model: each result as run_trial's."""
+    from .batched import train_seeds
+    from .nets import takes_flat_input
+    from .tb import TrialWriter
+    cfg, first = specs[0].config, specs[0]
+    first.numerics.apply()
+    data = _dataset(cfg.dataset, first.device, takes_flat_input(cfg))
+    writers = []
+    for spec in specs:
+        if spec.logdir:
+            shutil.rmtree(spec.logdir, ignore_errors=True)
+        writers.append(TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None)
+    results = train_seeds(cfg, [spec.seed for spec in specs], data, writers, keep_state=first.keep_state)
+    for spec, result in zip(specs, results):
+        result["tag"] = spec.tag
+        result["numerics"] = numerics_in_effect()
+    return results
 
 
 def estimated_cost(spec: TrialSpec) -> float:

@@ -28,7 +28,7 @@ from . import tb
 from .claims import ANALYTIC, NOT_JUDGED, count_text, verdict
 from .config import FIELDS, ConfigError, apply_overrides, coerce
 from .device import choose_device
-from .executor import TrialSpec, check_executor, default_workers, execute
+from .executor import TrialSpec, check_executor, default_workers, execute, seed_groups
 from .numerics import policy_record
 from .experiment import Context, Variant
 from .layout import Layout
@@ -241,7 +241,8 @@ def execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, 
     on_done = on_done or (lambda result: None)
     if not progress or not specs:
         return execute(specs, workers, on_done=on_done, executor=executor, address=address)
-    if workers <= 1 and executor == "local":  # in-process: one bar per trial, advancing with its steps
+    if workers <= 1 and executor == "local" and len(seed_groups(specs)) == len(specs):
+        # in-process, one trial at a time: one bar per trial, advancing with its steps
         results = []
         for spec in specs:
             with tqdm(total=spec.config.iters, desc=f"{spec.tag} seed{spec.seed}", leave=False,

@@ -189,3 +189,23 @@ def test_supports_refuses_what_it_does_not_reproduce(data):
     with pytest.raises(ReproError, match="model=cnn") as err:
         batched.train_seeds(BASE.replace(model="cnn", widths=(10,), iters=2), [0], random_dataset(0))
     assert "\n" not in str(err.value)
+
+
+def test_a_run_trains_a_variants_seeds_together_where_it_batches(monkeypatch, tmp_path):
+    """The executor's seed groups (what a CUDA run does), here on the CPU by switching the policy on: one
+    batched model per variant, each seed's result the one-trial engine's within the tolerance above, saved,
+    logged and tagged per seed; an unsupported config still trains one trial at a time."""
+    from repro import executor
+    from repro.executor import TrialSpec, execute, seed_groups
+    cfg = TrialConfig(widths=(20,), iters=30, eval_every=15, test_size=200, train_eval_size=200)
+    specs = [TrialSpec(cfg, seed, "cpu", str(tmp_path / f"s{seed}"), tag=seed) for seed in range(3)]
+    specs.append(TrialSpec(cfg.replace(model="cnn", conv=("4", "pool"), widths=()), 0, "cpu", tag="cnn"))
+    alone = execute(specs[:3], workers=1)
+    monkeypatch.setattr(executor, "batches_seeds", lambda device: True)
+    assert seed_groups(specs) == [[0, 1, 2], [3]]
+    together = execute(specs, workers=1)
+    assert [r["tag"] for r in together] == [0, 1, 2, "cnn"]
+    for a, b in zip(alone, together):
+        assert a["key"] == b["key"] and a["status"] == b["status"]
+        assert b["batch_loss"] == pytest.approx(a["batch_loss"], rel=1e-3, abs=1e-5)
+        assert (tmp_path / f"s{a['seed']}").is_dir()   # each seed's own TensorBoard run
