@@ -229,6 +229,68 @@ def _run_record(folder: Path, name: str, preset: str, status: int, seconds: floa
     return record
 
 
+TARGET_RUNS = [(n, "full") for n in ("vanishing", "init", "batchnorm", "optimizers", "regularization")] + \
+    [(n, "cpu") for n in ("glorot2010", "he2015", "ioffe2015", "kingma2015", "srivastava2014", "sutskever2013")]
+EXTRA_RUNS = [("cnn", "full")]   # beyond the issue's target: the book's SimpleConvNet at its own length
+
+
+def targets(device: str, check: Check, folder: Path, parallel: int) -> dict:
+    """Issue 32's target: every MLP experiment's full preset and the six papers' cpu presets on the device,
+    ``parallel`` runs at once, timed from the first start to the last end; then cnn's full preset. Each
+    run's claims, and every reference row it could judge (its per-seed values and the verdict), so that the
+    verdicts of the full presets can be read without the results files (which stay on the machine)."""
+    queue, running, out = list(TARGET_RUNS + EXTRA_RUNS), {}, {}
+    started = time.monotonic()
+    while queue or running:
+        while queue and len(running) < parallel and check.left() > MIN_RUN:
+            name, preset = queue.pop(0)
+            log = open(folder / f"{name}-{preset}.log", "w")
+            cmd = [sys.executable, "-m", "repro", "run", name, "--preset", preset, "--device", device, "--quiet",
+                   "--results", str(folder / "results"), "--logdir", str(folder / "runs"), "--workers", "2"]
+            running[(name, preset)] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.monotonic(), log)
+        if queue and check.left() <= MIN_RUN:
+            out.update({f"{n}/{p}": {"skipped": "budget"} for n, p in queue})
+            queue = []
+        time.sleep(0.5)
+        for (name, preset), (proc, began, log) in list(running.items()):
+            if proc.poll() is None and check.left() > 0:
+                continue
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+            del running[(name, preset)]
+            record = _run_record(folder, name, preset, proc.returncode, time.monotonic() - began, check.left())
+            if "claims" in record:
+                record |= _judged(folder / "results" / name / f"{preset}.json")
+            record["ended_at_s"] = round(time.monotonic() - started, 1)
+            out[f"{name}/{preset}"] = record
+            check.figures["steps"].setdefault("targets", {})["runs"] = out
+            check.save()
+    target = [out.get(f"{n}/{p}", {}) for n, p in TARGET_RUNS]
+    done = all("claims" in r for r in target)
+    return {"runs": out, "parallel": parallel,
+            "target_seconds": max(r["ended_at_s"] for r in target) if done else None,
+            "target": "every MLP full preset and the six papers' cpu presets" + ("" if done else ": not all finished")}
+
+
+def _judged(path: Path) -> dict:
+    """A run's reference rows (each variant's per-seed values and the verdict) and its claims as printed."""
+    from .claims import verdict
+    from .results import load
+    from .uncertainty import claim_text
+    run = load(path)
+    rows = []
+    for v in run.variants.values():
+        ref, text, comparable = v.reference_status()
+        if ref is not None:
+            rows.append({"variant": v.id, "label": v.label, "metric": ref.metric, "low": ref.low, "high": ref.high,
+                         "source": ref.source, "values": v.values(ref.metric),
+                         "verdict": v.reference_verdict().text() if comparable else f"no verdict: {text}"})
+    return {"references": rows, "claim_lines": [f"[{verdict(c)}] {c.id}: {claim_text(c)}" for c in run.claims],
+            "seeds": run.seeds}
+
+
 def table(figures: dict) -> str:
     """The short table printed last."""
     steps = figures["steps"]
@@ -242,15 +304,17 @@ def table(figures: dict) -> str:
                  f"{env.get('cpus')} cpus, scipy {env.get('scipy_version')} ({env.get('scipy')})" if "torch" in env
                  else f"  environment   {why_not(env)}")
     opt = steps.get("optimizers", {})
-    lines.append(f"  optimizers    {'all step' if opt['all_step'] else 'NOT ALL STEP'}: "
-                 + ", ".join(f"{n} {r.get('kernel') if r['ok'] else 'FAILED ' + r.get('error', '')}"
-                             for n, r in opt["optimizers"].items()) if "optimizers" in opt
-                 else f"  optimizers    {why_not(opt)}")
+    if "optimizers" in steps:
+        lines.append(f"  optimizers    {'all step' if opt['all_step'] else 'NOT ALL STEP'}: "
+                     + ", ".join(f"{n} {r.get('kernel') if r['ok'] else 'FAILED ' + r.get('error', '')}"
+                                 for n, r in opt["optimizers"].items()) if "optimizers" in opt
+                     else f"  optimizers    {why_not(opt)}")
     tests = steps.get("device tests", {})
-    lines.append(f"  device tests  {tests.get('summary') or why_not(tests)}")
-    lines += [f"    {failure}" for failure in tests.get("failures", [])]
+    if "device tests" in steps:
+        lines.append(f"  device tests  {tests.get('summary') or why_not(tests)}")
+        lines += [f"    {failure}" for failure in tests.get("failures", [])]
     measured = steps.get("bench and auto", {})
-    if "bench" not in measured:
+    if "bench and auto" in steps and "bench" not in measured:
         lines.append(f"  bench, auto   {why_not(measured)}")
     for where, b in measured.get("bench", {}).items():
         r = b["report"]
@@ -261,7 +325,10 @@ def table(figures: dict) -> str:
         lines.append(f"  auto {name:16s} {why['chosen']}: cpu {why['cpu_ms_per_step']:.2f} ms x {why['cpu_workers']} "
                      f"workers vs gpu {why['cuda_ms_per_step']:.2f} ms ({why['measured_on']})" if "chosen" in why
                      else f"  auto {name:16s} {why_not(why)}")
-    for run, r in steps.get("experiments", {}).get("runs", {}).items():
+    runs = {**steps.get("experiments", {}).get("runs", {}), **steps.get("targets", {}).get("runs", {})}
+    if steps.get("targets", {}).get("target_seconds") is not None:
+        lines.append(f"  target: {steps['targets']['target']} in {steps['targets']['target_seconds']:.0f} s")
+    for run, r in runs.items():
         if "claims" not in r:
             lines.append(f"  {run:26s} {why_not(r)}")
             continue
@@ -283,15 +350,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("results"), help="where the JSON goes (default: results)")
     p.add_argument("--device", default="cuda", help="cuda (default), or cpu for a dry run without a GPU")
     p.add_argument("--budget", type=float, default=360, help="seconds for everything (default: 360)")
+    p.add_argument("--targets", action="store_true",
+                   help="instead: the MLP experiments' full presets, the papers' cpu presets and cnn's full preset "
+                        "(issue 32's target), several at once, each with its claims and reference verdicts")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     check = Check(args.device, args.out, args.budget)
     work = Path(tempfile.mkdtemp(prefix="repro-device-check-"))
+    parallel = max(1, min(6, len(os.sched_getaffinity(0)) // 2))
+    if args.targets:
+        check.path = check.path.with_name(check.path.stem + "-targets.json")
+        check.step("environment", 0, lambda: prepare(args.carry))
+        check.step("targets", MIN_RUN, lambda: targets(args.device, check, work, parallel))
+        print(table(check.figures))
+        print(f"\nfigures: {check.path}; run outputs: {work}")
+        return 0
     check.step("environment", 0, lambda: prepare(args.carry))
     check.step("optimizers", 5, lambda: optimizer_steps(args.device))
     check.step("device tests", 30, lambda: device_tests(timeout=max(check.left() - BENCH_NEEDS - MIN_RUN, 30)))
     check.step("bench and auto", BENCH_NEEDS + MIN_RUN, lambda: bench_and_auto(args.device, check))
-    parallel = max(1, min(6, len(os.sched_getaffinity(0)) // 2))
     check.step("experiments", MIN_RUN, lambda: run_experiments(args.device, check, work, parallel))
     check.save()
     print(table(check.figures))

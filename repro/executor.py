@@ -172,10 +172,11 @@ def execute(specs: Iterable[TrialSpec], workers: int, threads: int = 1,
     check_runnable(specs)
     if executor == "ray":
         return _execute_ray(specs, workers, threads, on_done, address)
-    if workers <= 1 or len(specs) <= 1:
+    groups = seed_groups(specs)
+    if workers <= 1 or len(groups) <= 1:
         torch.set_num_threads(threads)
         results: dict[int, dict] = {}
-        for group in seed_groups(specs):
+        for group in groups:
             chosen = [specs[i] for i in group]
             for i, result in zip(group, run_seed_group(chosen) if len(group) > 1 else
                                  [run_trial(chosen[0], step_progress)]):
@@ -249,13 +250,15 @@ def estimated_cost(spec: TrialSpec) -> float:
 
 def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
                    on_done: Callable[[dict], None] | None) -> list[dict]:
-    """workers - 1 spawned processes plus this one, longest trials first.
+    """workers - 1 spawned processes plus this one, longest jobs first; a job is one trial, or a variant's
+    seeds trained together (seed_groups).
 
     This process starts training at once while the others import torch (a worker's first trial
     waits ~6 s: torch, then torch._dynamo on the first optimiser, then the dataset), and the
-    longest trials go first so that no long one is left running alone at the end."""
-    costs = [estimated_cost(spec) for spec in specs]
-    queue = deque(sorted(range(len(specs)), key=lambda i: -costs[i]))
+    longest jobs go first so that no long one is left running alone at the end."""
+    jobs = seed_groups(specs)
+    costs = [sum(estimated_cost(specs[i]) for i in job) for job in jobs]
+    queue = deque(sorted(range(len(jobs)), key=lambda j: -costs[j]))
     results: list[dict | None] = [None] * len(specs)
     lock, landed = threading.Lock(), threading.Condition()
     errors: list[BaseException] = []
@@ -264,19 +267,20 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
         with lock:
             return queue.popleft() if queue and not errors else None
 
-    def store(i: int, result: dict) -> None:
+    def store(j: int, job_results: list[dict]) -> None:
         with landed:
-            results[i] = result
-            if on_done:
-                on_done(result)
+            for i, result in zip(jobs[j], job_results):
+                results[i] = result
+                if on_done:
+                    on_done(result)
             landed.notify_all()
 
     def submit_next() -> None:
-        i = take()
-        if i is not None:
-            pool.apply_async(_run_indexed, ((i, specs[i]),), callback=from_pool, error_callback=failed)
+        j = take()
+        if j is not None:
+            pool.apply_async(_run_job, ((j, [specs[i] for i in jobs[j]]),), callback=from_pool, error_callback=failed)
 
-    def from_pool(item: tuple[int, dict]) -> None:  # runs in the pool's result thread: never let it raise
+    def from_pool(item: tuple[int, list[dict]]) -> None:  # runs in the pool's result thread: never let it raise
         try:
             store(*item)
             submit_next()
@@ -289,7 +293,7 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
             landed.notify_all()
 
     # spawn, not fork: forking a process whose OpenMP pool already started can deadlock
-    helpers = min(workers - 1, len(specs) - 1)
+    helpers = min(workers - 1, len(jobs) - 1)
     pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=_init_worker,
                                                      initargs=(threads, os.getpid()))
     previous_threads = torch.get_num_threads()
@@ -297,8 +301,8 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
     try:
         for _ in range(helpers):
             submit_next()
-        while (i := take()) is not None:
-            store(i, run_trial(specs[i]))
+        while (j := take()) is not None:
+            store(*_run_job((j, [specs[i] for i in jobs[j]])))
         with landed:
             landed.wait_for(lambda: errors or all(r is not None for r in results))
         if errors:
@@ -311,8 +315,9 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
     return results
 
 
-def _run_indexed(item: tuple[int, TrialSpec]) -> tuple[int, dict]:
-    return item[0], run_trial(item[1])
+def _run_job(item: tuple[int, list[TrialSpec]]) -> tuple[int, list[dict]]:
+    job, specs = item
+    return job, run_seed_group(specs) if len(specs) > 1 else [run_trial(specs[0])]
 
 
 def check_executor(executor: str, address: str | None) -> None:

@@ -209,3 +209,17 @@ def test_a_run_trains_a_variants_seeds_together_where_it_batches(monkeypatch, tm
         assert a["key"] == b["key"] and a["status"] == b["status"]
         assert b["batch_loss"] == pytest.approx(a["batch_loss"], rel=1e-3, abs=1e-5)
         assert (tmp_path / f"s{a['seed']}").is_dir()   # each seed's own TensorBoard run
+
+
+def test_worker_processes_take_a_variants_seeds_as_one_job(monkeypatch):
+    """With several workers each job is one trial or one seed group: the same results as in-process."""
+    from repro import executor
+    from repro.executor import TrialSpec, execute
+    monkeypatch.setattr(executor, "batches_seeds", lambda device: True)   # spawned workers keep the default
+    cfgs = [TrialConfig(widths=(20,), iters=20, eval_every=20, test_size=200, train_eval_size=200, lr=lr)
+            for lr in (0.01, 0.1)]
+    specs = [TrialSpec(cfg, seed, "cpu", tag=(cfg.lr, seed)) for cfg in cfgs for seed in range(2)]
+    pooled, inline = execute(specs, workers=2), execute(specs, workers=1)
+    assert [r["tag"] for r in pooled] == [s.tag for s in specs]
+    for a, b in zip(pooled, inline):
+        assert a["batch_loss"] == pytest.approx(b["batch_loss"], rel=1e-3, abs=1e-5)

@@ -252,3 +252,20 @@ def test_a_cuda_run_records_the_gpu_and_keeps_its_own_trials(tmp_path):
                          layout=Layout(tmp_path / "results", tmp_path / "runs"))
     assert run.env["device"] == "cuda" and run.env["device_name"]
     assert all(t.device == "cuda" and t.key == TrialConfig.from_dict(t.config).key(t.seed, "cuda") for t in run.trials)
+
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adagrad", "adam"])
+def test_seeds_batched_on_cuda_follow_the_one_trial_engine(optimizer):
+    """On a GPU a variant's seeds train as one batched model (repro.executor.batches_seeds): each seed's
+    numbers follow the one-trial engine on the same GPU within the tolerance tests/test_batched.py states."""
+    from repro.batched import train_seeds
+    data = random_dataset()
+    cuda_data = type(data)(*(t.to("cuda") for t in (data.x_train, data.y_train, data.x_test, data.y_test)))
+    cfg = TINY.replace(optimizer=optimizer, iters=60, eval_every=30, batchnorm=optimizer == "adam")
+    together = train_seeds(cfg, [0, 1, 2], cuda_data)
+    for seed, result in enumerate(together):
+        alone = train(cfg, seed, cuda_data)
+        assert result["key"] == alone["key"] and result["device"] == "cuda"
+        assert result["batch_loss"] == pytest.approx(alone["batch_loss"], rel=1e-3, abs=1e-5)
+        assert result["summary"]["final_test_acc"] == pytest.approx(alone["summary"]["final_test_acc"], abs=0.02)
