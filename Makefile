@@ -107,9 +107,10 @@ bench: setup
 CARRY ?= .carry
 CHECK_DEVICE = $(if $(filter command line environment,$(origin DEVICE)),$(DEVICE),cuda)
 CHECK_OUT ?= $(if $(OUT),$(OUT),results)
+BUDGET ?= 360
 .PHONY: device-check device-carry
 device-check:
-	$(PYTHON) -m repro.devicecheck --carry $(CARRY) --device $(CHECK_DEVICE) --out $(CHECK_OUT)
+	$(PYTHON) -m repro.devicecheck --carry $(CARRY) --device $(CHECK_DEVICE) --out $(CHECK_OUT) --budget $(BUDGET)
 
 # What make device-check takes from CARRY, prepared here (git-ignored; about 11 MB of MNIST and a 35 MB
 # scipy wheel): MNIST's four files gzipped as the original distribution ships them, and scipy for the
