@@ -174,14 +174,21 @@ def experiment_order() -> list[tuple[str, str]]:
 
 
 def run_experiments(device: str, check: Check, folder: Path, parallel: int) -> dict:
-    """Each run as `python -m repro run` in its own process, ``parallel`` at once, each stopped at its
-    timeout (RUN_SHARE of the budget, or what is left of it); then its claims, read from its results file."""
-    queue, running, out = experiment_order(), {}, {}
-    audit = queue.pop()  # after the others: it reads their results
-    while queue or running or audit:
-        if not queue and not running and audit:
-            queue.append(audit)
-            audit = None
+    """Every quick preset and the one full preset; the audit last, since it reads the others' results."""
+    order = experiment_order()
+    out = run_queue(device, check, folder, parallel, order[:-1], "experiments")
+    out.update(run_queue(device, check, folder, parallel, order[-1:], "experiments"))
+    return {"runs": out, "parallel": parallel}
+
+
+def run_queue(device: str, check: Check, folder: Path, parallel: int, queue: list, step: str,
+              judged: bool = False) -> dict:
+    """Each (experiment, preset) as `python -m repro run` in its own process, ``parallel`` at once, each
+    stopped at its timeout (RUN_SHARE of the budget, or what is left of it); then its claims (with
+    ``judged``, its reference rows and claim lines too), read from its results file. Each record also
+    says when the run ended, counted from the queue's start."""
+    queue, running, out, began = list(queue), {}, {}, time.monotonic()
+    while queue or running:
         while queue and len(running) < parallel:
             name, preset = queue.pop(0)
             if check.left() < MIN_RUN:
@@ -190,8 +197,8 @@ def run_experiments(device: str, check: Check, folder: Path, parallel: int) -> d
             log = open(folder / f"{name}-{preset}.log", "w")
             cmd = [sys.executable, "-m", "repro", "run", name, "--preset", preset, "--device", device, "--quiet",
                    "--results", str(folder / "results"), "--logdir", str(folder / "runs"),
-                   # the full preset's trials over FULL_WORKERS processes: spawned workers on the device too
-                   *(["--workers", str(FULL_WORKERS)] if preset == "full" else [])]
+                   # a long preset's trials (seed groups on CUDA) over FULL_WORKERS processes sharing the device
+                   *(["--workers", str(FULL_WORKERS)] if preset != "quick" else [])]
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
             running[(name, preset)] = (proc, time.monotonic(), min(RUN_SHARE * check.budget, check.left()), log)
         time.sleep(0.5)
@@ -204,10 +211,14 @@ def run_experiments(device: str, check: Check, folder: Path, parallel: int) -> d
                 proc.wait()
             log.close()
             del running[(name, preset)]
-            out[f"{name}/{preset}"] = _run_record(folder, name, preset, proc.returncode, seconds, limit)
-            check.figures["steps"].setdefault("experiments", {})["runs"] = out
+            record = _run_record(folder, name, preset, proc.returncode, seconds, limit)
+            if judged and "claims" in record:
+                record |= _judged(folder / "results" / name / f"{preset}.json")
+            out[f"{name}/{preset}"] = {**record, "ended_at_s": round(time.monotonic() - began, 1)}
+            check.figures["steps"].setdefault(step, {})["runs"] = {**check.figures["steps"].get(step, {}).get(
+                "runs", {}), **out}
             check.save()
-    return {"runs": out, "parallel": parallel}
+    return out
 
 
 def _run_record(folder: Path, name: str, preset: str, status: int, seconds: float, limit: float) -> dict:
@@ -239,34 +250,7 @@ def targets(device: str, check: Check, folder: Path, parallel: int) -> dict:
     ``parallel`` runs at once, timed from the first start to the last end; then cnn's full preset. Each
     run's claims, and every reference row it could judge (its per-seed values and the verdict), so that the
     verdicts of the full presets can be read without the results files (which stay on the machine)."""
-    queue, running, out = list(TARGET_RUNS + EXTRA_RUNS), {}, {}
-    started = time.monotonic()
-    while queue or running:
-        while queue and len(running) < parallel and check.left() > MIN_RUN:
-            name, preset = queue.pop(0)
-            log = open(folder / f"{name}-{preset}.log", "w")
-            cmd = [sys.executable, "-m", "repro", "run", name, "--preset", preset, "--device", device, "--quiet",
-                   "--results", str(folder / "results"), "--logdir", str(folder / "runs"), "--workers", "2"]
-            running[(name, preset)] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.monotonic(), log)
-        if queue and check.left() <= MIN_RUN:
-            out.update({f"{n}/{p}": {"skipped": "budget"} for n, p in queue})
-            queue = []
-        time.sleep(0.5)
-        for (name, preset), (proc, began, log) in list(running.items()):
-            if proc.poll() is None and check.left() > 0:
-                continue
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-            del running[(name, preset)]
-            record = _run_record(folder, name, preset, proc.returncode, time.monotonic() - began, check.left())
-            if "claims" in record:
-                record |= _judged(folder / "results" / name / f"{preset}.json")
-            record["ended_at_s"] = round(time.monotonic() - started, 1)
-            out[f"{name}/{preset}"] = record
-            check.figures["steps"].setdefault("targets", {})["runs"] = out
-            check.save()
+    out = run_queue(device, check, folder, parallel, TARGET_RUNS + EXTRA_RUNS, "targets", judged=True)
     target = [out.get(f"{n}/{p}", {}) for n, p in TARGET_RUNS]
     done = all("claims" in r for r in target)
     return {"runs": out, "parallel": parallel,
