@@ -34,7 +34,7 @@ from .config import ConfigError, TrialConfig
 from .experiment import mean_of
 from .layout import PROFILE, Layout
 from .results import Run, stats
-from .runner import load_experiment, run_experiment
+from .runner import load_experiment, resolve, run_experiment
 from .tables import md_table, md_text, plural, text_table
 
 def kind_module(kind: str):
@@ -183,14 +183,17 @@ def run(components: dict[str, list[str]], preset: str = "quick", *, seeds: int |
     if not components:
         raise ConfigError("name a component to profile: --activation, --init, --norm, --optimizer or --regulariser")
     chosen = {kind: parse(kind, names) for kind, names in components.items()}
-    runs = {}
-    for kind in chosen:
+    plans = {}
+    for kind, names in chosen.items():  # every kind's preset, --set and components checked before any trains
         module = kind_module(kind)
-        rows = tuple(dict.fromkeys([*module.REFERENCES, *chosen[kind]]))
-        log(f"profile {kind} ({preset}): {', '.join(rows)}")
-        runs[kind] = run_experiment(run_name(kind), preset, seeds=seeds, device=device,
-                                    sets={**(sets or {}), module.PARAM: rows}, layout=layout, workers=workers,
-                                    progress=progress, resume=resume, executor=executor, address=address)
+        plans[kind] = {**(sets or {}), module.PARAM: tuple(dict.fromkeys([*module.REFERENCES, *names]))}
+        resolve(module, preset, plans[kind])
+    runs = {}
+    for kind, kind_sets in plans.items():
+        log(f"profile {kind} ({preset}): {', '.join(kind_sets[kind_module(kind).PARAM])}")
+        runs[kind] = run_experiment(run_name(kind), preset, seeds=seeds, device=device, sets=kind_sets, layout=layout,
+                                    workers=workers, progress=progress, resume=resume, executor=executor,
+                                    address=address)
     return runs
 
 

@@ -8,7 +8,7 @@ Setup: He et al.'s (experiments/he2015.py): ReLU nets of 30 hidden layers of 100
   N(0, 0.01) collapses it, 0.07). Torch's default init draws biases too, which keep the sd steady while
   the part of it that depends on the input shrinks (its sd over images, per unit: 0.54 a layer), and it
   stalls: read this probe with the next.
-- depth: SGD with momentum 0.9, lr 0.01, batch 100, 1000 updates (quick 300, evaluated on 2000 images):
+- depth: SGD with momentum 0.9, lr 0.01, batch 100, 1000 updates (quick 300), evaluated on 2000 images:
   the step at which the training loss first falls below 0.9 ln(classes) (chance), as a share of the budget
   (1: never), mean over seeds. Verdicts, he2015's: below half the budget trains like He, else stalls like
   Xavier (at 30 layers "Xavier completely stalls": he2015 deep-30-xavier-stalls).
@@ -39,10 +39,11 @@ REFERENCES = {"normal:0.01": {"spread": "spread-collapses", "depth": "stalls"},
               "he": {"spread": "spread-steady", "depth": "trains"}}
 NOTES = tuple(REFERENCES)
 PRESETS = {
-    "full": {"seeds": 3, PARAM: NOTES, "depth": 30, "iters": 1000, "eval_size": None, "nets": 5},
-    # quick: under a third of the budget (He leaves chance within its first 50 steps), smaller evaluations
-    "quick": {"seeds": 3, PARAM: NOTES, "depth": 30, "iters": 300, "eval_size": 2000, "nets": 5},
+    "full": {"seeds": 3, PARAM: NOTES, "depth": 30, "iters": 1000, "nets": 5},
+    # quick: under a third of the budget (He leaves chance within its first 50 steps)
+    "quick": {"seeds": 3, PARAM: NOTES, "depth": 30, "iters": 300, "nets": 5},
 }
+EVAL_SIZE = 2000   # images the training loss is evaluated on every 50 steps: the probe reads when it leaves chance
 
 
 def setting(name: str) -> dict:
@@ -54,9 +55,8 @@ def depth_id(name: str) -> str:
 
 
 def variants(p: dict) -> list[Variant]:
-    cfg = he2015.NET.replace(widths=(he2015.WIDTH,) * p["depth"], iters=p["iters"])
-    if p["eval_size"]:
-        cfg = cfg.replace(train_eval_size=p["eval_size"], test_size=p["eval_size"])
+    cfg = he2015.NET.replace(widths=(he2015.WIDTH,) * p["depth"], iters=p["iters"], train_eval_size=EVAL_SIZE,
+                             test_size=EVAL_SIZE)
     return [Variant(depth_id(name), cfg.replace(init=name), f"{p['depth']} layers", metric="final_train_loss",
                     label=name) for name in p[PARAM]]
 
