@@ -255,7 +255,7 @@ def scorecard(run: Run) -> list[tuple[str, bool, list[Cell]]]:
 def _num(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
-    if x == int(x) and abs(x) < 1e6:  # counts of steps, decades on a grid: as they are, not 2e+03
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e6:  # counts of steps, decades on a grid: as they are, not 2e+03
         return f"{x:.0f}"
     return f"{x:.{digits}g}"
 
