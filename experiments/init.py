@@ -24,7 +24,7 @@ from repro import figures
 from repro.experiment import (ANALYTIC, PHENOMENON, BOOK_NET, Claim, Run, Variant, at_least, at_most, between,
                               book_loss_reference, chance_loss, format_stats, is_true, md_table, per_seed_table, stats)
 from repro.layout import safe_name
-from repro.nets import ACTIVATION_MODULES, init_variance, init_weight
+from repro.nets import ACTIVATION_MODULES, activation_module, init_variance, init_weight
 from repro.probes import ASYMPTOTES, activation_stats
 
 TITLE = "Section 1-2: weight initialisation (activation distributions, training, symmetry)"
@@ -70,8 +70,9 @@ def variants(p: dict) -> list[Variant]:
 
 def propagate(x: torch.Tensor, init: str, activation: str, layers: int = LAYERS,
               generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Each layer's activations for input ``x`` through ``layers`` bias-free square layers."""
-    f = ACTIVATION_MODULES[activation]()
+    """Each layer's activations for input ``x`` through ``layers`` bias-free square layers; ``activation``
+    a built-in name or a user's module:attribute (repro profile's spread at init)."""
+    f = activation_module(activation)
     outputs, h = [], x
     for _ in range(layers):
         weight = torch.empty(x.shape[1], x.shape[1])

@@ -7,6 +7,8 @@
     r.figures()                                       # {title: matplotlib Figure}
     r = repro.load("results/vanishing/quick.json")    # results on disk, nothing trained
     trial = repro.train({"activation": "sigmoid", "init": "xavier", "iters": 300}, seed=0)
+    p = repro.profile(activation="gelu", optimizer=["adamw", "mypkg.opt:MyOpt"])   # beside the notes' own
+    print(p.table())                                  # the scorecards `python -m repro profile` prints
 
 Every refusal (an unknown experiment, a bad setting, no data) raises repro.ReproError with the
 CLI's one-line message.
@@ -106,6 +108,52 @@ def run(experiment: str, preset: str = "full", seeds: int | None = None, set: di
     return Results(run_experiment(experiment, preset, seeds=seeds, device=device, sets=set or {},
                                   layout=Layout(Path(results), Path(logdir)), workers=workers,
                                   progress=progress, resume=resume))
+
+
+class Profile:
+    """A profile's runs (repro/profiles.py), one per kind, each a Results, with the scorecards the CLI prints."""
+
+    def __init__(self, runs: dict[str, Run]):
+        self.runs = {kind: Results(run) for kind, run in runs.items()}
+
+    def table(self) -> str:
+        """What `python -m repro profile` prints: per kind, a line per component and probe with its verdict."""
+        from .profiles import scorecard_text
+        return "\n\n".join(scorecard_text(r.run) for r in self.runs.values())
+
+    @property
+    def claims(self) -> list[dict]:
+        """Every kind's claims as saved, each with its ``verdict``."""
+        return [c for r in self.runs.values() for c in r.claims]
+
+    @property
+    def holds(self) -> bool:
+        """The notes' components gave the notes' verdicts (every claim judged holds)."""
+        return all(r.holds for r in self.runs.values())
+
+    def __repr__(self) -> str:
+        from .claims import count_text
+        return f"<Profile {', '.join(self.runs)}: {count_text([c for r in self.runs.values() for c in r.run.claims])}>"
+
+    def _repr_markdown_(self) -> str:  # Jupyter shows the scorecards as tables
+        from .profiles import scorecard_markdown
+        return "\n\n".join(f"**{r.run.title}** ({r.preset}, {r.run.seeds} seeds)\n\n{scorecard_markdown(r.run)}"
+                            for r in self.runs.values())
+
+
+def profile(activation=None, init=None, norm=None, optimizer=None, regulariser=None, preset: str = "quick",
+            seeds: int | None = None, set: dict | None = None, device: str = "auto", results: Path | str = "results",
+            logdir: Path | str = "runs", resume: bool = False, progress: bool = True,
+            workers: int | None = None) -> Profile:
+    """Profile components as `python -m repro profile` does: each a name or a list of names (built-in, or
+    "module:attribute" for your own), e.g. ``repro.profile(activation="gelu", optimizer=["adamw", "lion"])``.
+    Each kind's run is saved as results/profile/<kind>/<preset>.json."""
+    from .profiles import run as run_profile
+    given = {"activation": activation, "init": init, "norm": norm, "optimizer": optimizer, "regulariser": regulariser}
+    components = {kind: [names] if isinstance(names, str) else list(names) for kind, names in given.items() if names}
+    return Profile(run_profile(components, preset, seeds=seeds, device=device, sets=set or {},
+                               layout=Layout(Path(results), Path(logdir)), workers=workers, progress=progress,
+                               resume=resume))
 
 
 def load(path: Path | str) -> Results:

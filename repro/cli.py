@@ -1,4 +1,4 @@
-"""`python -m repro ...`: list experiments, run one, re-check them under other setups, train a single trial, sweep a grid, write the report, fetch data.
+"""`python -m repro ...`: list experiments, run one, re-check them under other setups, profile your own components, train a single trial, sweep a grid, write the report, fetch data.
 
 Every user mistake ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
                           "fresh-seeds (default: all)")
     gen.add_argument("--experiments", default=None, help="comma-separated experiment names (default: all)")
     _run_args(gen, "results directory: writes <results>/generalise/ (default: results)")
+
+    prof = sub.add_parser("profile", help="put components through the phenomena of their kind, beside the notes' "
+                          "own, and print a scorecard of verdicts")
+    for kind, text in PROFILE_KINDS.items():
+        prof.add_argument(f"--{kind}", action="append", default=[], metavar="NAME[,NAME...]",
+                          help=text + " (repeatable, or comma-separated; your own as module:attribute)")
+    prof.add_argument("--preset", default="quick", help="quick (default) or full")
+    _run_args(prof, "results directory: writes <results>/profile/<kind>/<preset>.json (default: results)")
 
     train = sub.add_parser("train", help="train one MLP from config keys; prints its final metrics as JSON")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default: 0)")
@@ -81,6 +89,21 @@ def _parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="fetch and verify a dataset into $REPRO_DATA (default ~/.cache/dl-repro)")
     data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist (default: mnist)")
     return p
+
+
+# what `repro profile` probes for each kind (experiments/profile/<kind>.py), in the order it runs them
+PROFILE_KINDS = {
+    "activation": "activations beside sigmoid, tanh and ReLU: gradient through depth, spread at init, accuracy "
+                  "after a budget (e.g. gelu, silu, elu, leaky_relu)",
+    "init": "inits beside N(0, 0.01), Xavier and He: the signal through 30 ReLU layers at init, trains or stalls "
+            "at depth 30 (e.g. orthogonal, default)",
+    "norm": "normalisers beside none and batch norm: the band of weight scales that train, steps to 90%% "
+            "(e.g. layernorm, rmsnorm)",
+    "optimizer": "optimizers beside SGD, Momentum, AdaGrad and Adam: the 2-D valley, the book's MNIST setup, the "
+                 "usable band of learning rates (e.g. adamw, nadam, radam, lion)",
+    "regulariser": "regularisers beside none, L2 0.1 and dropout 0.2 on 300 images: the train-test gap and its "
+                   "cost in test accuracy (l2:<lambda>, l1:<lambda>, dropout:<p>, max_norm:<c>, or your penalty)",
+}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -155,6 +178,17 @@ def cmd_generalise(args) -> None:
     print(f"\n{layout.matrix_file(args.preset)} in {matrix['wall_time']:.0f} s")
     if matrix["errors"]:
         raise SystemExit(1)
+
+
+def cmd_profile(args) -> None:
+    from . import profiles
+    from .config import parse_sets
+    components = {kind: getattr(args, kind) for kind in PROFILE_KINDS if getattr(args, kind)}
+    runs = profiles.run(components, args.preset, seeds=args.seeds, device=args.device, sets=parse_sets(args.set),
+                       layout=_layout(args), workers=args.workers, progress=not args.quiet, resume=args.resume,
+                       executor=args.executor, address=args.address,
+                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    print("\n\n".join(profiles.scorecard_text(run) for run in runs.values()))
 
 
 def cmd_sweep(args) -> None:
@@ -243,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     from .numerics import Numerics, set_policy
     from .errors import ReproError
     args = _parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
+    handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "profile": cmd_profile,
+                "train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
                 "blocks": cmd_blocks,
                 "data": cmd_data, "bench": cmd_bench}
     previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}

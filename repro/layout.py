@@ -9,6 +9,8 @@ folders to find a sibling.
     results/sweeps/<name>.json, results/sweeps/<name>/, runs/sweeps/<name>/
     results/generalise/<condition>/...           a whole Layout per condition (repro/generalise.py)
     results/generalise/<preset>.json             the generalisation matrix
+    results/profile/<kind>/<preset>.json         a profile's run of one kind (repro/profiles.py: its
+    runs/profile/<kind>/<preset>/                name, profile/<kind>, is where its files go)
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENERALISE = "generalise"
+PROFILE = "profile"
 SWEEPS = "sweeps"
 
 
@@ -93,6 +96,15 @@ class Layout:
 
     def matrix_file(self, preset: str) -> Path:
         return self.results / GENERALISE / f"{preset}.json"
+
+    def profiles(self, preset: str | None = None) -> list[Path]:
+        """The results file of each kind's profile (repro/profiles.py) at ``preset``, else its newest."""
+        found = []
+        for folder in sorted(p for p in (self.results / PROFILE).glob("*") if p.is_dir()):
+            chosen = self.find(f"{PROFILE}/{folder.name}", preset)
+            if chosen is not None:
+                found.append(chosen)
+        return found
 
     def matrices(self) -> list[Path]:
         """Generalisation matrices, newest first."""

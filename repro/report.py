@@ -8,8 +8,10 @@ then the setup, a table of reference beside measured mean ± sd (n seeds) with t
 a verdict, every claim with its measured value, and the figures: those the experiment drew itself,
 then accuracy and loss curves with a band across seeds and the gradient flow (gradient norm per
 layer, one line per variant, log scale). Experiments without results are listed as not run.
-Where ``python -m repro generalise`` has run, a last section puts every phenomenon claim under every
-condition (results/generalise/<preset>.json), with the notes' statements beside it.
+Where ``python -m repro profile`` has run, a section "Profiles" gives each kind's scorecard
+(results/profile/<kind>/<preset>.json). Where ``python -m repro generalise`` has run, a last section puts
+every phenomenon claim under every condition (results/generalise/<preset>.json), with the notes'
+statements beside it.
 """
 from __future__ import annotations
 
@@ -321,6 +323,44 @@ HOW_TO_READ = (
     "steeply to the left is a vanishing gradient).")
 
 
+# ---- profiles of components (repro/profiles.py) ----
+
+PROFILES_INTRO = (
+    "Components put through the phenomena that concern their kind, beside the notes' own on the same setup "
+    "and seeds (`python -m repro profile`). Each cell gives the verdict in the notes' terms, then the value "
+    "it rests on with its 95% interval over seeds (for a probe without training: over random nets); where "
+    "the notes state a verdict for their own component, the cell says whether the profile reproduced it.")
+
+
+def profiles_section(layout: Layout, preset: str | None, out: Path, written: set[str]) -> list[str]:
+    """Each kind's profile (results/profile/<kind>/<preset>.json, else its newest): its scorecard, figures
+    and claims. An unreadable file is named, and the other kinds are still reported."""
+    from .profiles import scorecard_markdown
+    files = layout.profiles(preset)
+    if not files:
+        return []
+    lines = ['<a id="profiles"></a>', "", "## Profiles", "", PROFILES_INTRO, ""]
+    for path in files:
+        kind = path.parent.name
+        try:
+            run = load(path)
+            table = scorecard_markdown(run)
+        except (ResultsError, KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            lines += [f"### {md_text(kind)}", "", f"{FAILS} could not be reported ({md_text(err)}); {md_code(path)}", ""]
+            continue
+        lines += [f"### {md_text(kind)}: {md_text(run.title)}", "",
+                  f"{claims_verdict(run.claims)} · preset {md_code(run.preset)} · {plural(run.seeds, 'seed')} · "
+                  f"{run.wall_time:.0f} s · {md_code(path)}", "", table, ""]
+        (out / "figures" / f"profile-{kind}").mkdir(exist_ok=True)
+        for title, source in run.figure_files():
+            target = f"profile-{kind}/{source.name}"
+            shutil.copyfile(source, out / "figures" / target)
+            written.add(target)
+            lines += [f"![profile {md_text(kind)}: {md_text(title)}](figures/{target})", "", f"*{md_text(title)}*", ""]
+        lines += ["<details><summary>Claims</summary>", ""] + claims_table(run) + ["", "</details>", ""]
+    return lines
+
+
 # ---- do the phenomena generalise? ----
 
 def _matrix_cell(cell: dict) -> str:
@@ -465,6 +505,7 @@ def build_report(layout: Layout = Layout(), out: Path = Path("reports"), preset:
     paper_body = [line for e in summary.run if e in papers for line in _reported(e, out, written)]
     if papers:  # after the sections of the notes; its table reads the paper sections' outcome
         body += papers_section(papers) + paper_body
+    body += profiles_section(layout, preset, out, written)
     failing = summary.failing
     not_run = [e.name for e in entries if e.problem.startswith("not run")]
     broken = summary.unreadable

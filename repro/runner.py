@@ -31,7 +31,7 @@ from .device import choose_device
 from .executor import TrialSpec, check_executor, default_workers, execute, seed_groups
 from .numerics import policy_record
 from .experiment import Context, Variant
-from .layout import Layout
+from .layout import PROFILE, Layout
 from .results import Run, Trial, VariantResult, aggregate
 from .store import TrialStore
 from .tables import format_measured, plural, text_table
@@ -40,10 +40,25 @@ from .uncertainty import claim_text, claim_uncertainties
 
 def experiment_names() -> list[str]:
     import experiments
-    return sorted(m.name for m in pkgutil.iter_modules(experiments.__path__) if not m.name.startswith("_"))
+    # a package (experiments/profile/: the probes of `repro profile`) holds modules that are not experiments
+    return sorted(m.name for m in pkgutil.iter_modules(experiments.__path__)
+                  if not m.name.startswith("_") and not m.ispkg)
+
+
+def profile_kinds() -> list[str]:
+    """The kinds of component `repro profile` has probes for: experiments/profile/<kind>.py."""
+    import experiments
+    return sorted(m.name for m in pkgutil.iter_modules([str(Path(experiments.__path__[0]) / PROFILE)]))
 
 
 def load_experiment(name: str):
+    """experiments/<name>.py; ``profile/<kind>``: experiments/profile/<kind>.py, a profile's probes
+    (repro/profiles.py), run as an experiment whose files go under profile/<kind>."""
+    if name.startswith(f"{PROFILE}/"):
+        kind = name.partition("/")[2]
+        if kind not in profile_kinds():
+            raise ConfigError(f"no profile for components of kind '{kind}'; choose from {', '.join(profile_kinds())}")
+        return importlib.import_module(f"experiments.{PROFILE}.{kind}")
     names = experiment_names()
     if name not in names:
         raise ConfigError(f"unknown experiment '{name}'; choose from {', '.join(names)}")
