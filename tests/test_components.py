@@ -19,7 +19,7 @@ from conftest import random_dataset
 from repro import components
 from repro.cli import main
 from repro.components import ACTIVATION_MODULES, INITS, NORMS, OPTIMIZERS
-from repro.config import ConfigError, TrialConfig, config_from_text
+from repro.config import ConfigError, TrialConfig, apply_overrides
 from repro.data import Dataset
 from repro.engine import train
 from repro.lion import Lion
@@ -289,7 +289,7 @@ def test_batchnorm_true_is_norm_batchnorm_and_stored_configs_mean_the_same():
     assert bn.replace(batchnorm=False).norm == "none"
     assert bn.replace(norm="layernorm").batchnorm is False
     assert TrialConfig(norm="layernorm").replace(batchnorm=False).norm == "layernorm"
-    assert config_from_text(TrialConfig(), {"batchnorm": "true"}) == bn
+    assert apply_overrides(TrialConfig(), {"batchnorm": "true"}) == bn
     with pytest.raises(ConfigError, match="batchnorm=true and norm=layernorm: choose one"):
         TrialConfig(batchnorm=True, norm="layernorm")
 
