@@ -100,6 +100,33 @@ report: $(STAMP)
 bench: setup
 	$(PY) -m repro bench
 
+# The suite on one CUDA GPU in one command (repro/devicecheck.py), run from the repository root of a plain
+# checkout with the GPU machine's own python3 (no venv, no network): make device-check CARRY=.carry
+# writes device-check.json to $(OUT) where that is set (else results/) and prints a table. DEVICE=cpu is
+# its dry run here: make device-check CARRY=.carry DEVICE=cpu PYTHON=.venv/bin/python
+CARRY ?= .carry
+CHECK_DEVICE = $(if $(filter command line environment,$(origin DEVICE)),$(DEVICE),cuda)
+CHECK_OUT ?= $(if $(OUT),$(OUT),results)
+BUDGET ?= 360
+.PHONY: device-check device-carry
+device-check:
+	$(PYTHON) -m repro.devicecheck --carry $(CARRY) --device $(CHECK_DEVICE) --out $(CHECK_OUT) --budget $(BUDGET)
+
+# What make device-check takes from CARRY, prepared here (git-ignored; about 11 MB of MNIST and a 35 MB
+# scipy wheel): MNIST's four files gzipped as the original distribution ships them, and scipy for the
+# GPU machine's CPython 3.12 on x86-64, used only if its python3 lacks scipy.
+MNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
+SCIPY_WHEEL ?= scipy==1.17.1
+device-carry: data
+	mkdir -p $(CARRY)/MNIST/raw
+	@src=$$($(PY) -c 'from repro.data import raw_dir; print(raw_dir("mnist"))'); for f in $(MNIST_FILES); do \
+		if [ -f $$src/$$f.gz ]; then cp $$src/$$f.gz $(CARRY)/MNIST/raw/; else gzip -9 -c $$src/$$f > $(CARRY)/MNIST/raw/$$f.gz; fi; \
+	done
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d $(CARRY) '$(SCIPY_WHEEL)'
+	@du -sh $(CARRY)
+
 test: setup $(RAY_STAMP) data-fashion
 	$(PY) -m pytest -q
 

@@ -31,7 +31,7 @@ from repro.experiment import (ANALYTIC, FIGURE, PHENOMENON, MEASURED_HERE, Claim
 TITLE = "Section 1-3: batch normalisation (speed-up, init-insensitivity, stable layer inputs)"
 
 PRESETS = {
-    "full": {"seeds": 3, "scales": 16, "sweep_epochs": 20, "speed_iters": 5000, "course_iters": 1000},
+    "full": {"seeds": 5, "scales": 16, "sweep_epochs": 20, "speed_iters": 5000, "course_iters": 1000},
     # quick: 9 scales (1, 0.316, 0.1, ... 1e-4), one seed; tests/ thresholds come from it
     "quick": {"seeds": 1, "scales": 9, "sweep_epochs": 20, "speed_iters": 5000, "course_iters": 1000},
 }

@@ -30,7 +30,7 @@ from repro.probes import ASYMPTOTES, activation_stats
 TITLE = "Section 1-2: weight initialisation (activation distributions, training, symmetry)"
 
 PRESETS = {
-    "full": {"seeds": 3, "iters": 2000, "eval_every": 100, "act_seeds": 10},
+    "full": {"seeds": 5, "iters": 2000, "eval_every": 100, "act_seeds": 10},
     # quick: the same networks, 300 iterations evaluated once; thresholds in tests/ come from it
     "quick": {"seeds": 2, "iters": 300, "eval_every": 300, "act_seeds": 10},
 }

@@ -32,7 +32,7 @@ TITLE = "Section 2: optimisers (SGD ... Adam), learning-rate sensitivity, decay"
 HALF_DECADES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 BOOK_ITERS = 2000   # the book's optimiser comparison
 PRESETS = {
-    "full": {"seeds": 3, "book_iters": BOOK_ITERS, "course_iters": 1000, "eval_every": 500, "grid": HALF_DECADES,
+    "full": {"seeds": 5, "book_iters": BOOK_ITERS, "course_iters": 1000, "eval_every": 500, "grid": HALF_DECADES,
              "decay_lr": 0.2, "decay_batch": 32, "decay_iters": 2000},
     # quick: the book network trains half as long, a decade grid; thresholds in tests/ come from it
     "quick": {"seeds": 2, "book_iters": 1000, "course_iters": 1000, "eval_every": 250,

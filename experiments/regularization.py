@@ -24,7 +24,7 @@ from repro.experiment import (PHENOMENON, MEASURED_HERE, OVERFIT_300, Claim, Ref
 TITLE = "Section 3: overfitting; L1, L2 (weight decay), dropout"
 
 PRESETS = {
-    "full": {"seeds": 3, "iters": 900, "eval_every": 15, "sweep_eval_every": 90, "course_runs": True,
+    "full": {"seeds": 5, "iters": 900, "eval_every": 15, "sweep_eval_every": 90, "course_runs": True,
              "book_dropout_runs": True,
              "l2_sweep": (0.01, 0.03, 0.1, 0.2, 0.3), "l1_sweep": (0.001, 0.002, 0.005, 0.01, 0.02),
              "dropout_sweep": (0.1, 0.15, 0.2, 0.3, 0.4, 0.5),

@@ -25,7 +25,7 @@ from repro.experiment import (ANALYTIC, PHENOMENON, Claim, Reference, Run, Trial
 TITLE = "Section 1: vanishing gradients (sigmoid vs ReLU, depth)"
 
 PRESETS = {
-    "full": {"seeds": 3, "iters": 2000, "depths": (5, 10, 20), "depth_iters": 100},
+    "full": {"seeds": 5, "iters": 2000, "depths": (5, 10, 20), "depth_iters": 100},
     # quick: the same networks with half the training; tests/test_vanishing.py holds it
     "quick": {"seeds": 2, "iters": 1000, "depths": (5, 10, 15), "depth_iters": 100},
 }

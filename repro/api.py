@@ -167,9 +167,9 @@ def train(config=None, seed: int = 0, device: str = "cpu", logdir: Path | str | 
     from .config import TrialConfig, apply_overrides
     from .executor import TrialSpec, execute
     from .results import Trial
-    from .runner import resolve_device
+    from .device import choose_device
     if not isinstance(config, TrialConfig):
         config = apply_overrides(TrialConfig(), config or {})
-    spec = TrialSpec(config, seed, resolve_device(device), str(logdir) if logdir else None)
+    spec = TrialSpec(config, seed, choose_device(device, [config], trials=1)[0], str(logdir) if logdir else None)
     (result,) = execute([spec], workers=1)  # one intra-op thread, as every trial of a run: the same numbers
     return Trial.from_engine(result, variant="train")

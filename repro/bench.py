@@ -5,7 +5,11 @@ a. steps/s of the engine (repro.engine) against a torchvision DataLoader loop an
 b. the engine step's GFLOP/s against a large matrix multiply's (the arithmetic limit), as a ratio;
 c. the telemetry overhead: per-layer gradient norms + activation statistics on vs off;
 d. a whole experiment with trials one after another against trials spread over the cores,
-   with a check that the numbers are identical.
+   with a check that the numbers are identical;
+e. seeds: a step of one trial against a step of K seeds trained as one batched model (repro.batched,
+   where this checkout has it), and the per-seed time of each, side by side.
+``--device cuda`` times the engine, its matmuls, DeepConvNet and the seeds on the GPU; the figures
+that compare CPU implementations (NumPy, DataLoader, engine choices, cores) are the CPU's alone.
 Medians over repeats. Timings are of this machine at this moment: run it on an idle machine.
 """
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrialConfig
-from .data import data_root, load
+from .data import load, verify
 from .nets import build_mlp
 from .optim import make_optimizer
 from .setups import BOOK_NET
@@ -72,9 +76,18 @@ def _batches(cfg: TrialConfig, n_train: int, steps: int) -> torch.Tensor:
 
 def dataloader_job(cfg: TrialConfig, steps: int):
     """The textbook PyTorch loop: torchvision's MNIST with ToTensor per image, through a DataLoader."""
+    import tempfile
+
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
-    dataset = datasets.MNIST(str(data_root()), train=True, transform=transforms.ToTensor())
+    with tempfile.TemporaryDirectory() as root:
+        # torchvision reads only uncompressed files, and $REPRO_DATA may hold them gzipped: it gets the
+        # verified bytes in a folder of its own layout, which it has read into memory once built
+        raw = Path(root) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        for name, payload in verify("mnist").items():
+            (raw / name).write_bytes(payload)
+        dataset = datasets.MNIST(root, train=True, transform=transforms.ToTensor())
     batches = _batches(cfg, len(dataset), steps).tolist()
     model = build_mlp(cfg, generator=seeded_generators(0)[1])
     optimizer = make_optimizer(model, cfg)
@@ -117,18 +130,25 @@ def numpy_job(cfg: TrialConfig, data, steps: int):
     return lambda: [step(i) for i in batches]
 
 
-def matmuls_job(cfg: TrialConfig, steps: int, numpy: bool = False):
+def synced(job, device: str):
+    """``job`` followed by waiting for the GPU: CUDA launches return before the work is done."""
+    if not device.startswith("cuda"):
+        return job
+    return lambda: (job(), torch.cuda.synchronize())
+
+
+def matmuls_job(cfg: TrialConfig, steps: int, numpy: bool = False, device: str = "cpu"):
     """Only the step's matrix multiplies (the shapes step_flops counts), with nothing around them:
     the fastest this network's step could be with these kernels (torch's, or NumPy's BLAS)."""
     b = cfg.batch_size
     products = []
     for k, (n_in, n_out) in enumerate(layer_sizes(cfg)):
-        x, w, g = torch.randn(b, n_in), torch.randn(n_out, n_in), torch.randn(b, n_out)
+        x, w, g = (torch.randn(*shape, device=device) for shape in ((b, n_in), (n_out, n_in), (b, n_out)))
         products += [(x, w.t()), (g.t(), x)] + ([(g, w)] if k else [])
     if numpy:  # NumPy's operands in the layout numpy_job uses: weights stored in x out
         products = [(p.contiguous().numpy(), q.contiguous().numpy()) for p, q in products]
         return lambda: [p @ q for _ in range(steps) for p, q in products]
-    return lambda: [torch.mm(p, q) for _ in range(steps) for p, q in products]
+    return synced(lambda: [torch.mm(p, q) for _ in range(steps) for p, q in products], device)
 
 
 CNN_STEPS = 3  # a DeepConvNet step is ~40x a book-MLP step
@@ -152,12 +172,12 @@ def choice_jobs(cfg: TrialConfig, data, steps: int) -> dict:
     }
 
 
-def _convnet_job(channels_last: bool):
+def _convnet_job(channels_last: bool, device: str = "cpu"):
     """Training steps of the book's DeepConvNet (batch 100) in one memory format."""
     from .nets import build_model
     from .setups import DEEP_CONVNET as cfg
-    model = build_model(cfg, generator=seeded_generators(0)[1])
-    x, y = torch.rand(cfg.batch_size, 1, 28, 28), torch.randint(10, (cfg.batch_size,))
+    model = build_model(cfg, generator=seeded_generators(0)[1]).to(device)
+    x, y = torch.rand(cfg.batch_size, 1, 28, 28, device=device), torch.randint(10, (cfg.batch_size,), device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
@@ -168,14 +188,16 @@ def _convnet_job(channels_last: bool):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    loop()  # warm-up: oneDNN picks its kernels on the first call
+    loop = synced(loop, device)
+    loop()  # warm-up: oneDNN (cuDNN) picks its kernels on the first call
     return loop
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    return 2.0 * size ** 3 / statistics.median(_interleaved({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]) / 1e9
+def matmul_gflops(size: int = 1024, repeats: int = 5, device: str = "cpu") -> float:
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    mm = synced(lambda: torch.mm(a, b), device)
+    mm()
+    return 2.0 * size ** 3 / statistics.median(_interleaved({"mm": mm}, repeats)["mm"]) / 1e9
 
 
 def experiment_wall_times(name: str = "vanishing", preset: str = "quick", rounds: int = 2) -> dict:
@@ -206,51 +228,90 @@ def experiment_wall_times(name: str = "vanishing", preset: str = "quick", rounds
             "identical": all(run == losses[0] for run in losses)}
 
 
-def run(steps: int = 500, repeats: int = 7, experiment: str | None = "vanishing") -> dict:
-    """Every figure of the bench; ``experiment=None`` leaves out the (minute-long) cores comparison."""
+# K seeds batched: on a GPU a step of 100 seeds costs about what one costs (launches dominate), on a
+# CPU the arithmetic grows with K, so the CPU stops at 10
+SEED_COUNTS = {"cpu": (3, 10), "cuda": (3, 10, 100)}
+
+
+def seed_jobs(cfg: TrialConfig, device: str, steps: int) -> tuple[dict, str | None]:
+    """name -> job for K seeds trained as one batched model (repro.batched), or why there are none.
+
+    Each job returns repro.batched.step_time's seconds per batched step, which it times itself."""
+    try:
+        from . import batched
+    except ImportError:
+        return {}, "repro.batched is not in this checkout"
+    refusal = batched.supports(cfg)
+    if refusal:
+        return {}, refusal
+    return {k: (lambda k=k: batched.step_time(cfg, k, device, steps)) for k in SEED_COUNTS[device.split(":")[0]]}, None
+
+
+def seeds_figures(one_trial: list[float], seed_times: dict[int, list[float]], why_not: str | None) -> dict:
+    """One trial's step against K batched seeds' (each list: seconds per step, one per round)."""
+    out = {"one_trial_ms_per_step": 1e3 * statistics.median(one_trial), "batched": why_not or {}}
+    for k, times in seed_times.items():
+        out["batched"][str(k)] = {"ms_per_step": 1e3 * statistics.median(times),
+                                  "ms_per_seed": 1e3 * statistics.median(times) / k,
+                                  "per_seed_speedup": statistics.median(a / (b / k) for a, b in zip(one_trial, times))}
+    return out
+
+
+def run(steps: int = 500, repeats: int = 7, experiment: str | None = "vanishing", device: str = "cpu") -> dict:
+    """Every figure of the bench on ``device``; ``experiment=None`` leaves out the (minute-long) cores
+    comparison. On CUDA, the CPU-only figures (NumPy, DataLoader, choices, cores) are left out."""
     import os
 
     from threadpoolctl import threadpool_limits
     torch.set_num_threads(1)
-    data = load("mnist", log=lambda message: None)
+    on_cpu = device == "cpu"
+    data = load("mnist", device=device, log=lambda message: None)
     loader_steps = min(steps, 100)  # a DataLoader step is ~10x slower: fewer steps, same statistics
     jobs = {"engine": engine_job(BOOK, data, steps),
             "engine, no telemetry": engine_job(BOOK.replace(telemetry=False), data, steps),
-            "numpy": numpy_job(BOOK, data, steps),
-            "dataloader": dataloader_job(BOOK, loader_steps),
-            "matmuls only": matmuls_job(BOOK, steps),
-            "numpy matmuls only": matmuls_job(BOOK, steps, numpy=True)}
+            "matmuls only": matmuls_job(BOOK, steps, device=device)}
+    if on_cpu:
+        jobs |= {"numpy": numpy_job(BOOK, data, steps), "dataloader": dataloader_job(BOOK, loader_steps),
+                 "numpy matmuls only": matmuls_job(BOOK, steps, numpy=True)}
+    batched_jobs, why_not = seed_jobs(BOOK, device, steps)
+    seed_times: dict[int, list[float]] = {k: [] for k in batched_jobs}
+    jobs |= {f"{k} seeds": (lambda k=k, job=job: seed_times[k].append(job())) for k, job in batched_jobs.items()}
     with threadpool_limits(1):  # NumPy's BLAS gets one thread, like torch
         rounds = _interleaved(jobs, repeats)
-        choice = choice_jobs(BOOK, data, steps)
+        choice = choice_jobs(BOOK, data, steps) if on_cpu else {"DeepConvNet step": (_convnet_job(False, device), CNN_STEPS)}
         choices = _interleaved({name: job for name, (job, _) in choice.items()}, repeats)
     per_step = {name: [t / (loader_steps if name == "dataloader" else steps) for t in times]
                 for name, times in rounds.items()}
     ms = {name: 1e3 * statistics.median(times) for name, times in per_step.items()}
     report = {
         "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": len(os.sched_getaffinity(0)),
-                    "cpu": _cpu_name()},
+                    "cpu": _cpu_name(), "device": device,
+                    "gpu": torch.cuda.get_device_name(device) if not on_cpu else None},
         "network": "784-100x4-10 ReLU, batch 128, SGD",
         "repeats": repeats,
         "engine_ms_per_step": ms["engine"],
         "engine_no_telemetry_ms_per_step": ms["engine, no telemetry"],
-        "numpy_ms_per_step": ms["numpy"],
-        "numpy_matmuls_only_ms_per_step": ms["numpy matmuls only"],
-        "dataloader_ms_per_step": ms["dataloader"],
         "matmuls_only_ms_per_step": ms["matmuls only"],
         "step_gflop": step_flops(BOOK) / 1e9,
         "step_gflops": step_flops(BOOK) / (ms["engine"] / 1e3) / 1e9,
-        "matmul_gflops": matmul_gflops(),
+        "matmul_gflops": matmul_gflops(device=device),
         "choices_ms_per_step": {name: 1e3 * statistics.median(t) / choice[name][1] for name, t in choices.items()},
         # ratios: medians of per-round ratios (see paired_ratio)
-        "speedup_vs_numpy": paired_ratio(per_step["numpy"], per_step["engine"]),
-        "speedup_vs_dataloader": paired_ratio(per_step["dataloader"], per_step["engine"]),
         "telemetry_overhead": paired_ratio(per_step["engine"], per_step["engine, no telemetry"]) - 1,
         "matmul_share_of_step": 1 / paired_ratio(per_step["engine"], per_step["matmuls only"]),
+        "seeds": seeds_figures(per_step["engine"], seed_times, why_not),
     }
     report["step_vs_matmul"] = report["step_gflops"] / report["matmul_gflops"]
-    if experiment:
-        report["parallel"] = experiment_wall_times(experiment)
+    if on_cpu:
+        report |= {
+            "numpy_ms_per_step": ms["numpy"],
+            "numpy_matmuls_only_ms_per_step": ms["numpy matmuls only"],
+            "dataloader_ms_per_step": ms["dataloader"],
+            "speedup_vs_numpy": paired_ratio(per_step["numpy"], per_step["engine"]),
+            "speedup_vs_dataloader": paired_ratio(per_step["dataloader"], per_step["engine"]),
+        }
+        if experiment:
+            report["parallel"] = experiment_wall_times(experiment)
     return report
 
 
@@ -264,27 +325,39 @@ def _cpu_name() -> str:
 
 def format_report(r: dict) -> str:
     c = r["choices_ms_per_step"]
+    on_cpu = r["machine"]["device"] == "cpu"
+    where = r["machine"]["cpu"] if on_cpu else f"{r['machine']['gpu']} ({r['machine']['device']})"
     lines = [
-        f"network {r['network']}, one intra-op thread, {r['machine']['cpu']}; medians of {r['repeats']} "
+        f"network {r['network']}, {where}, one intra-op thread; medians of {r['repeats']} "
         "interleaved rounds (ratios: median of the rounds' ratios)",
         f"  engine step            {r['engine_ms_per_step']:7.3f} ms",
-        f"  NumPy step             {r['numpy_ms_per_step']:7.3f} ms   engine is {r['speedup_vs_numpy']:.2f}x faster",
-        f"  DataLoader step        {r['dataloader_ms_per_step']:7.3f} ms   engine is "
-        f"{r['speedup_vs_dataloader']:.2f}x faster",
+    ]
+    if on_cpu:
+        lines += [
+            f"  NumPy step             {r['numpy_ms_per_step']:7.3f} ms   engine is {r['speedup_vs_numpy']:.2f}x faster",
+            f"  DataLoader step        {r['dataloader_ms_per_step']:7.3f} ms   engine is "
+            f"{r['speedup_vs_dataloader']:.2f}x faster"]
+    numpy_mm = f" (NumPy's BLAS on the same shapes: {r['numpy_matmuls_only_ms_per_step']:.3f} ms)" if on_cpu else ""
+    lines += [
         f"  telemetry off          {r['engine_no_telemetry_ms_per_step']:7.3f} ms   overhead of telemetry "
         f"{100 * r['telemetry_overhead']:+.1f}%",
         f"  its matmuls alone      {r['matmuls_only_ms_per_step']:7.3f} ms   {100 * r['matmul_share_of_step']:.0f}% "
-        f"of the engine step (NumPy's BLAS on the same shapes: {r['numpy_matmuls_only_ms_per_step']:.3f} ms)",
+        f"of the engine step{numpy_mm}",
         f"  step GFLOP/s           {r['step_gflops']:7.2f}      ({r['step_gflop'] * 1e3:.1f} MFLOP a step) large "
         f"matmul {r['matmul_gflops']:.2f} GFLOP/s: {100 * r['step_vs_matmul']:.0f}% of the limit",
-        "engine choices, per step of the same batches:",
-        f"  batch gather           x[index] {c['gather x[index]']:.3f} ms, index_select "
-        f"{c['gather index_select']:.3f} ms",
-        f"  Adam step              loop over parameters {c['adam step, loop over parameters']:.3f} ms, fused "
-        f"{c['adam step, fused']:.3f} ms",
-        f"  DeepConvNet step       NCHW {c['DeepConvNet step, NCHW']:.1f} ms, channels-last "
-        f"{c['DeepConvNet step, channels-last']:.1f} ms",
     ]
+    if on_cpu:
+        lines += [
+            "engine choices, per step of the same batches:",
+            f"  batch gather           x[index] {c['gather x[index]']:.3f} ms, index_select "
+            f"{c['gather index_select']:.3f} ms",
+            f"  Adam step              loop over parameters {c['adam step, loop over parameters']:.3f} ms, fused "
+            f"{c['adam step, fused']:.3f} ms",
+            f"  DeepConvNet step       NCHW {c['DeepConvNet step, NCHW']:.1f} ms, channels-last "
+            f"{c['DeepConvNet step, channels-last']:.1f} ms"]
+    else:
+        lines.append(f"  DeepConvNet step       {c['DeepConvNet step']:7.1f} ms")
+    lines.append(seeds_line(r["seeds"]))
     if "parallel" in r:
         p = r["parallel"]
         workers = max(p["seconds_by_workers"])
@@ -292,3 +365,14 @@ def format_report(r: dict) -> str:
                      f"{workers} workers {p['seconds_by_workers'][workers]:.1f} s: {p['speedup']:.2f}x; identical "
                      f"results: {p['identical']}")
     return "\n".join(lines)
+
+
+def seeds_line(seeds: dict) -> str:
+    """One trial's step beside K batched seeds' step and per-seed time, on one line."""
+    parts = [f"one trial {seeds['one_trial_ms_per_step']:.3f} ms"]
+    if isinstance(seeds["batched"], str):
+        parts.append(f"batched: not available ({seeds['batched']})")
+    for k, b in seeds["batched"].items() if isinstance(seeds["batched"], dict) else ():
+        parts.append(f"{k} seeds batched {b['ms_per_step']:.3f} ms, {b['ms_per_seed']:.3f} ms per seed "
+                     f"({b['per_seed_speedup']:.2f}x)")
+    return "  seeds, per step        " + " | ".join(parts)

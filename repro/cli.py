@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=500, help="training steps per timing (default: 500)")
     bench.add_argument("--repeats", type=int, default=7, help="timings per figure; the median is kept (default: 7)")
     bench.add_argument("--results", type=Path, default=Path("results"), help="writes <results>/bench.json")
+    bench.add_argument("--device", default="cpu",
+                       help="cpu (default: every figure) or cuda (the engine, its matmuls, DeepConvNet and batched "
+                            "seeds on the GPU); writes <results>/bench.json or bench-cuda.json")
 
     data = sub.add_parser("data", help="fetch and verify a dataset into $REPRO_DATA (default ~/.cache/dl-repro)")
     data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist (default: mnist)")
@@ -109,7 +112,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override a config key or experiment parameter, e.g. --set lr=0.05 (repeatable)")
     p.add_argument("--logdir", type=Path, default=Path("runs"), help="TensorBoard root (default: runs)")
     p.add_argument("--deterministic", action="store_true",
-                   help="CUDA: deterministic kernels only (slower; CPU runs are deterministic already)")
+                   help="CUDA: deterministic kernels only, in every worker (slower; CPU runs are deterministic already)")
+    p.add_argument("--tf32", action="store_true",
+                   help="CUDA: allow TF32 in matmuls and convolutions (faster CNNs; numbers then differ from the "
+                        "CPU's beyond float32 rounding; default: off)")
 
 
 def _run_args(p: argparse.ArgumentParser, results_help: str) -> None:
@@ -200,11 +206,11 @@ def cmd_train(args) -> None:
 
     from .config import TrialConfig, apply_overrides, parse_sets
     from .executor import TrialSpec, execute
-    from .runner import resolve_device
+    from .device import choose_device
     cfg = apply_overrides(TrialConfig(), parse_sets(args.set))
-    device = resolve_device(args.device)
+    device, _ = choose_device(args.device, [cfg], trials=1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    spec = TrialSpec(cfg, args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed)}"))
+    spec = TrialSpec(cfg, args.seed, device, str(args.logdir / "train" / f"{stamp}-{cfg.key(args.seed, device)}"))
     (result,) = execute([spec], workers=1)  # one intra-op thread, as every trial of a run: the same numbers
     # every TRIAL metric of repro/metrics.py (post_update_loss: null unless post_loss_every is set)
     print(json.dumps({"status": result["status"], "diverged_at": result["diverged_at"], **result["summary"],
@@ -219,6 +225,7 @@ def cmd_blocks(args) -> None:
 def cmd_report(args) -> None:
     from .config import ConfigError
     from .claims import count_text
+    from .errors import ReproError
     from .report import build_report
     from .layout import Layout
     try:
@@ -229,19 +236,20 @@ def cmd_report(args) -> None:
           f"{count_text(summary.claims)}")
     for name, claim in summary.failing:
         print(f"  [FAILS] {name}: {claim.statement}")
-    for entry in summary.unreadable:  # the report is written; the damaged file is named, and the exit says so
-        print(f"error: {entry.problem}", file=sys.stderr)
-    if summary.unreadable:
-        raise SystemExit(2)
+    if summary.unreadable:  # the report is written, every damaged file named in it; the exit says so too
+        raise ReproError("; ".join(entry.problem for entry in summary.unreadable))
 
 
 def cmd_bench(args) -> None:
     from .bench import format_report, run
+    from .device import resolve_device
     from .store import write_json
-    report = run(args.steps, args.repeats)
-    write_json(args.results / "bench.json", report)
+    device = resolve_device(args.device)
+    report = run(args.steps, args.repeats, device=device)
+    path = args.results / ("bench.json" if device == "cpu" else "bench-cuda.json")
+    write_json(path, report)
     print(format_report(report))
-    print(f"written to {args.results / 'bench.json'}")
+    print(f"written to {path}")
 
 
 def cmd_data(args) -> None:
@@ -249,17 +257,6 @@ def cmd_data(args) -> None:
     folder = ensure(args.dataset, log=lambda m: print(m, file=sys.stderr))
     verify(args.dataset)
     print(f"{args.dataset}: 4 files verified in {folder}")
-
-
-def make_deterministic() -> None:
-    """What torch needs for bit-identical CUDA runs. The cost: cuBLAS keeps a fixed workspace and some
-    kernels fall back to slower deterministic versions (torch raises where none exists)."""
-    import os
-
-    import torch
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
 
 
 class Stopped(KeyboardInterrupt):
@@ -277,6 +274,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .numerics import Numerics, set_policy
     from .errors import ReproError
     args = _parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "generalise": cmd_generalise, "profile": cmd_profile,
@@ -285,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                 "data": cmd_data, "bench": cmd_bench}
     previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
-        if getattr(args, "deterministic", False):
-            make_deterministic()
+        # at the edge, once: every TrialSpec made from here on carries this policy to its worker
+        set_policy(Numerics(getattr(args, "deterministic", False), getattr(args, "tf32", False)))
         handlers[args.command](args)
     except ReproError as err:
         print(f"error: {err}", file=sys.stderr)

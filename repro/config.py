@@ -91,10 +91,12 @@ class TrialConfig:
         object.__setattr__(self, "norm", norm)
         object.__setattr__(self, "batchnorm", norm == "batchnorm")
 
-    def key(self, seed: int) -> str:
-        """A short stable id for (config, seed): the name a finished trial is saved under. A user's
+    def key(self, seed: int, device: str) -> str:
+        """A short stable id for (config, seed, kind of device): the name a finished trial is saved
+        under. The kind ("cpu", "cuda"), because CPU and CUDA round float32 differently and --resume
+        must not mix their trials; not the index, which another GPU of the same model can take. A user's
         component adds its source's sha256, so that an edited component's trials are never reused."""
-        payload = {"config": self.to_dict(), "seed": seed}
+        payload = {"config": self.to_dict(), "seed": seed, "device": device.split(":")[0]}
         sources = {key: c.sha256 for key, c in components.users(self).items()}
         if sources:
             payload["sources"] = sources

@@ -150,7 +150,7 @@ def train(cfg: TrialConfig, seed: int, data: Dataset, writer=None, progress=None
     done_steps = diverged_at or cfg.iters
     post = [[s, v] for s, v in zip(post_steps, post_loss.tolist()) if s < done_steps]
     result = {
-        "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed), "layers": layers,
+        "config": cfg.to_dict(), "seed": seed, "key": cfg.key(seed, device.type), "device": device.type, "layers": layers,
         "components": components.used(cfg),  # a user's component: its name, file and the file's sha256
         "status": status, "diverged_at": diverged_at, "history": history, "batch_loss": losses,
         "post_update_loss": post,

@@ -26,6 +26,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from .numerics import Numerics, numerics_in_effect, policy
+
 
 @dataclass
 class TrialSpec:
@@ -36,6 +38,7 @@ class TrialSpec:
     hparams: dict = field(default_factory=dict)   # extra columns for the hparams table (variant, ...)
     tag: object = None               # opaque label handed back with the result
     keep_state: bool = False         # hand back the trained weights (CPU state_dict) as result["state"]
+    numerics: Numerics = field(default_factory=policy)   # the policy of the process that made the spec
 
 
 def default_workers(device: str) -> int:
@@ -115,16 +118,24 @@ def check_runnable(specs: Iterable[TrialSpec]) -> None:
 
 
 def run_trial(spec: TrialSpec, progress: Callable[[int], None] | None = None) -> dict:
+    from .config import ConfigError
     from .nets import takes_flat_input
     from .tb import TrialWriter
     from .engine import train
     cfg = spec.config
+    spec.numerics.apply()  # a spawned worker or Ray task starts with torch's defaults, not the caller's
     data = _dataset(cfg.dataset, spec.device, takes_flat_input(cfg))
     if spec.logdir:  # a rerun (or resume) replaces what a killed attempt left, never adds a copy
         shutil.rmtree(spec.logdir, ignore_errors=True)
     writer = TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None
-    result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
+    try:
+        result = train(cfg, spec.seed, data, writer=writer, progress=progress, keep_state=spec.keep_state)
+    except RuntimeError as err:  # torch refuses an operation that has no deterministic CUDA kernel
+        if spec.numerics.deterministic and "deterministic" in str(err):
+            raise ConfigError(f"--deterministic: {str(err).strip().splitlines()[0]}; run without it") from None
+        raise
     result["tag"] = spec.tag
+    result["numerics"] = numerics_in_effect()
     return result
 
 
@@ -161,15 +172,59 @@ def execute(specs: Iterable[TrialSpec], workers: int, threads: int = 1,
     check_runnable(specs)
     if executor == "ray":
         return _execute_ray(specs, workers, threads, on_done, address)
-    if workers <= 1 or len(specs) <= 1:
+    groups = seed_groups(specs)
+    if workers <= 1 or len(groups) <= 1:
         torch.set_num_threads(threads)
-        results = []
-        for spec in specs:
-            results.append(run_trial(spec, step_progress))
-            if on_done:
-                on_done(results[-1])
-        return results
+        results: dict[int, dict] = {}
+        for group in groups:
+            chosen = [specs[i] for i in group]
+            for i, result in zip(group, run_seed_group(chosen) if len(group) > 1 else
+                                 [run_trial(chosen[0], step_progress)]):
+                results[i] = result
+                if on_done:
+                    on_done(result)
+        return [results[i] for i in range(len(specs))]
     return _execute_local(specs, workers, threads, on_done)
+
+
+def batches_seeds(device: str) -> bool:
+    """Whether a variant's seeds train as one batched model (repro/batched.py) on ``device``: on a GPU, where
+    a small network's step is a few dozen kernel launches each too small to fill it, K seeds cost about what
+    one does; not on the CPU, where the cores already take one trial each and the one-trial engine's numbers
+    are the suite's reference numbers to the bit (batched ones agree within float32 rounding only)."""
+    return device.startswith("cuda")
+
+
+def seed_groups(specs: list[TrialSpec]) -> list[list[int]]:
+    """Indices of ``specs`` grouped as they train: the seeds of one config together where it batches
+    (batches_seeds, and repro.batched.supports the config), every other spec alone; in first-seen order."""
+    from .batched import supports
+    groups: dict = {}
+    for i, spec in enumerate(specs):
+        together = batches_seeds(spec.device) and supports(spec.config, spec.device) is None
+        key = (spec.config, spec.device, spec.keep_state) if together else i
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def run_seed_group(specs: list[TrialSpec]) -> list[dict]:
+    """Trials that differ only in seed, trained as one batched model: each result as run_trial's."""
+    from .batched import train_seeds
+    from .nets import takes_flat_input
+    from .tb import TrialWriter
+    cfg, first = specs[0].config, specs[0]
+    first.numerics.apply()
+    data = _dataset(cfg.dataset, first.device, takes_flat_input(cfg))
+    writers = []
+    for spec in specs:
+        if spec.logdir:
+            shutil.rmtree(spec.logdir, ignore_errors=True)
+        writers.append(TrialWriter(Path(spec.logdir), spec.hparams) if spec.logdir else None)
+    results = train_seeds(cfg, [spec.seed for spec in specs], data, writers, keep_state=first.keep_state)
+    for spec, result in zip(specs, results):
+        result["tag"] = spec.tag
+        result["numerics"] = numerics_in_effect()
+    return results
 
 
 def estimated_cost(spec: TrialSpec) -> float:
@@ -195,13 +250,15 @@ def estimated_cost(spec: TrialSpec) -> float:
 
 def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
                    on_done: Callable[[dict], None] | None) -> list[dict]:
-    """workers - 1 spawned processes plus this one, longest trials first.
+    """workers - 1 spawned processes plus this one, longest jobs first; a job is one trial, or a variant's
+    seeds trained together (seed_groups).
 
     This process starts training at once while the others import torch (a worker's first trial
     waits ~6 s: torch, then torch._dynamo on the first optimiser, then the dataset), and the
-    longest trials go first so that no long one is left running alone at the end."""
-    costs = [estimated_cost(spec) for spec in specs]
-    queue = deque(sorted(range(len(specs)), key=lambda i: -costs[i]))
+    longest jobs go first so that no long one is left running alone at the end."""
+    jobs = seed_groups(specs)
+    costs = [sum(estimated_cost(specs[i]) for i in job) for job in jobs]
+    queue = deque(sorted(range(len(jobs)), key=lambda j: -costs[j]))
     results: list[dict | None] = [None] * len(specs)
     lock, landed = threading.Lock(), threading.Condition()
     errors: list[BaseException] = []
@@ -210,19 +267,20 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
         with lock:
             return queue.popleft() if queue and not errors else None
 
-    def store(i: int, result: dict) -> None:
+    def store(j: int, job_results: list[dict]) -> None:
         with landed:
-            results[i] = result
-            if on_done:
-                on_done(result)
+            for i, result in zip(jobs[j], job_results):
+                results[i] = result
+                if on_done:
+                    on_done(result)
             landed.notify_all()
 
     def submit_next() -> None:
-        i = take()
-        if i is not None:
-            pool.apply_async(_run_indexed, ((i, specs[i]),), callback=from_pool, error_callback=failed)
+        j = take()
+        if j is not None:
+            pool.apply_async(_run_job, ((j, [specs[i] for i in jobs[j]]),), callback=from_pool, error_callback=failed)
 
-    def from_pool(item: tuple[int, dict]) -> None:  # runs in the pool's result thread: never let it raise
+    def from_pool(item: tuple[int, list[dict]]) -> None:  # runs in the pool's result thread: never let it raise
         try:
             store(*item)
             submit_next()
@@ -235,7 +293,7 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
             landed.notify_all()
 
     # spawn, not fork: forking a process whose OpenMP pool already started can deadlock
-    helpers = min(workers - 1, len(specs) - 1)
+    helpers = min(workers - 1, len(jobs) - 1)
     pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=_init_worker,
                                                      initargs=(threads, os.getpid()))
     previous_threads = torch.get_num_threads()
@@ -243,8 +301,8 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
     try:
         for _ in range(helpers):
             submit_next()
-        while (i := take()) is not None:
-            store(i, run_trial(specs[i]))
+        while (j := take()) is not None:
+            store(*_run_job((j, [specs[i] for i in jobs[j]])))
         with landed:
             landed.wait_for(lambda: errors or all(r is not None for r in results))
         if errors:
@@ -257,8 +315,9 @@ def _execute_local(specs: list[TrialSpec], workers: int, threads: int,
     return results
 
 
-def _run_indexed(item: tuple[int, TrialSpec]) -> tuple[int, dict]:
-    return item[0], run_trial(item[1])
+def _run_job(item: tuple[int, list[TrialSpec]]) -> tuple[int, list[dict]]:
+    job, specs = item
+    return job, run_seed_group(specs) if len(specs) > 1 else [run_trial(specs[0])]
 
 
 def check_executor(executor: str, address: str | None) -> None:

@@ -6,6 +6,7 @@ vs 1e-8, Adam's folded bias correction) we keep torch.optim and record the diffe
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -55,10 +56,24 @@ def _fused_if_available(cls, params, **kwargs) -> torch.optim.Optimizer:
     network (10 parameters) one CPU step took: Adam 907 us looped, 734 foreach, 275 fused; AdaGrad
     543 / 476 / 179; Momentum 299 / 259 / 136 (python -m repro bench measures the loop)."""
     params = list(params)
+    first = next(t for group in params for t in (group["params"] if isinstance(group, dict) else [group]))
+    fused = has_fused_step(cls, first.device, first.dtype)
+    return cls(params, fused=True, **kwargs) if fused else cls(params, foreach=True, **kwargs)
+
+
+@functools.cache
+def has_fused_step(cls, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``cls(fused=True)`` can step parameters of this device and dtype, found by stepping a
+    one-element probe. Asking torch's list of fused devices is not enough: the constructor accepts
+    fused=True and the check comes at the first step, which is also where a kernel missing for one
+    optimiser on one device (torch <= 2.11 has no fused AdaGrad on CUDA) raises."""
+    probe = torch.zeros(1, device=device, dtype=dtype, requires_grad=True)
+    probe.grad = torch.ones_like(probe)
     try:
-        return cls(params, fused=True, **kwargs)
-    except RuntimeError:  # raised up front when a parameter's device or dtype has no fused kernel
-        return cls(params, foreach=True, **kwargs)
+        cls([probe], lr=1e-3, fused=True).step()
+    except (RuntimeError, TypeError):  # NotImplementedError (no kernel) is a RuntimeError; TypeError:
+        return False                     # a torch whose optimiser takes no fused argument
+    return True
 
 
 def lr_factor(cfg: TrialConfig, t: int) -> float:

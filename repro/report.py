@@ -184,7 +184,7 @@ def results_table(results: Run) -> list[str]:
 
 
 def claims_table(results: Run) -> list[str]:
-    rows = [[MARKS[claims.verdict(c)] + ("" if uncertainty.settled(c) else " (not settled)"), md_text(c.statement),
+    rows = [[MARKS[claims.verdict(c)] + (" (not settled)" if uncertainty.settled(c) is False else ""), md_text(c.statement),
              c.kind, _number(c.measured), md_text(c.bound), md_text(uncertainty.claim_text(c).partition("; ")[2] or "exact"),
              md_text((f"needs {c.needs}; " if c.needs else "") + c.detail)]
             for c in results.claims]

@@ -141,6 +141,8 @@ class Trial:
     summary: dict                # TRIAL metrics by name
     wall_time: float
     components: dict = field(default_factory=dict)   # what was used beyond built-in names (and their hashes)
+    device: str = ""             # the kind it trained on ("cpu", "cuda"; part of its key)
+    numerics: dict = field(default_factory=dict)     # what its process computed with (repro/numerics.py)
 
     @property
     def finished(self) -> bool:
@@ -406,10 +408,13 @@ def _parse_trial(t, at: str) -> Trial:
     _need(all(_is_number(v) for v in t["batch_loss"]), at, "a batch loss that is not a number")
     _need(all(_is_number(v, allow_none=True) or isinstance(v, bool) for v in t["summary"].values()), at,
           "a summary value that is not a number")
+    for key in ("components", "numerics"):
+        _need(isinstance(t.get(key) or {}, dict), at, f"'{key}' is not an object")
+    _need(isinstance(t.get("device") or "", str), at, "'device' is not text")
     return Trial(t["variant"], t["seed"], t["config"], t["key"], t["layers"], t["status"], t.get("diverged_at"),
                  t["history"], t["batch_loss"], t["post_update_loss"], t["summary"],
                  float(t["wall_time"]) if _is_number(t.get("wall_time")) else math.nan,
-                 dict(t.get("components") or {}))
+                 dict(t.get("components") or {}), str(t.get("device", "")), dict(t.get("numerics") or {}))
 
 
 def _parse_claim(c, at: str) -> Claim:

@@ -27,7 +27,9 @@ import torch
 from . import tb
 from .claims import ANALYTIC, NOT_JUDGED, count_text, verdict
 from .config import FIELDS, ConfigError, apply_overrides, coerce
-from .executor import TrialSpec, check_executor, default_workers, execute
+from .device import choose_device
+from .executor import TrialSpec, check_executor, default_workers, execute, seed_groups
+from .numerics import policy_record
 from .experiment import Context, Variant
 from .layout import PROFILE, Layout
 from .results import Run, Trial, VariantResult, aggregate
@@ -122,7 +124,7 @@ def build_variants(module, params: dict, forced: dict, preset: str | None = None
     return variants
 
 
-def environment(device: str, workers: int, executor: str = "local") -> dict:
+def environment(device: str, workers: int, executor: str = "local", device_choice: dict | None = None) -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
@@ -132,7 +134,8 @@ def environment(device: str, workers: int, executor: str = "local") -> dict:
             "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else
             platform.processor() or platform.machine(), "cpus": os.cpu_count(), "executor": executor,
             "workers": workers,
-            "threads_per_worker": 1, "git_commit": commit}
+            "threads_per_worker": 1, "git_commit": commit,
+            "numerics": policy_record(), "device_choice": device_choice}
 
 
 def make_output_dirs(*folders: Path) -> None:
@@ -142,16 +145,6 @@ def make_output_dirs(*folders: Path) -> None:
         except OSError as err:
             raise ConfigError(f"cannot write to {folder} ({err.strerror or err}); "
                               f"choose another with --logdir/--results")
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"--device {device}: choose auto, cpu or cuda")
-    return device
 
 
 @dataclass
@@ -170,6 +163,7 @@ class Plan:
     executor: str = "local"
     address: str | None = None
     condition: str | None = None
+    device_choice: dict | None = None   # how --device was resolved (repro.device.choose_device)
 
     def specs(self) -> list[TrialSpec]:
         return [TrialSpec(config=v.config, seed=s, device=self.device,
@@ -191,14 +185,14 @@ def run_experiment(name: str, preset: str = "full", *, seeds: int | None = None,
     module = load_experiment(name)
     params, forced = resolve(module, preset, sets or {})
     variants = build_variants(module, params, forced, preset, condition.change if condition else None)
-    device = resolve_device(device)
     n_seeds = seeds if seeds is not None else params.get("seeds", 3)
     if n_seeds < 1:
         raise ConfigError(f"--seeds {n_seeds}: need at least one seed")
+    device, device_choice = choose_device(device, [v.config for v in variants], len(variants) * n_seeds, workers)
     first = condition.first_seed if condition else 0
     plan = Plan(module, name, preset, params, forced, variants, device, list(range(first, first + n_seeds)),
                 workers or default_workers(device), layout, executor, address,
-                condition.name if condition else None)
+                condition.name if condition else None, device_choice)
     # Each (experiment, preset) owns its files (repro/layout.py), so different runs never share a file;
     # the lock covers the run's results and its TensorBoard logs alike.
     make_output_dirs(layout.logdir(name, preset), layout.outputs(name, preset))
@@ -232,7 +226,7 @@ def _run(plan: Plan, store: TrialStore, progress: bool) -> Run:
     by_variant = {v.id: [t for t in trials if t.variant == v.id] for v in plan.variants}
     run = Run(name, getattr(plan.module, "TITLE", name), preset, plan.params,
               {k: list(v) if isinstance(v, tuple) else v for k, v in plan.forced.items()}, len(plan.seeds),
-              plan.seeds[0], plan.condition, environment(plan.device, plan.workers, plan.executor),
+              plan.seeds[0], plan.condition, environment(plan.device, plan.workers, plan.executor, plan.device_choice),
               {v.id: VariantResult(v.id, v.label, v.group, v.metric, v.config.to_dict(), v.reference, v.changed,
                                    aggregate(by_variant[v.id]), by_variant[v.id]) for v in plan.variants},
               resumed_trials=resumed)
@@ -262,7 +256,8 @@ def execute_with_progress(specs: list[TrialSpec], workers: int, progress: bool, 
     on_done = on_done or (lambda result: None)
     if not progress or not specs:
         return execute(specs, workers, on_done=on_done, executor=executor, address=address)
-    if workers <= 1 and executor == "local":  # in-process: one bar per trial, advancing with its steps
+    if workers <= 1 and executor == "local" and len(seed_groups(specs)) == len(specs):
+        # in-process, one trial at a time: one bar per trial, advancing with its steps
         results = []
         for spec in specs:
             with tqdm(total=spec.config.iters, desc=f"{spec.tag} seed{spec.seed}", leave=False,

@@ -25,7 +25,7 @@ from .errors import ReproError
 TMP_SUFFIX = ".tmp"
 LOCK_NAME = "run.lock"
 # what a stored trial must hold to stand in for training it (repro.engine.train's result)
-TRIAL_FIELDS = {"config": dict, "seed": int, "key": str, "layers": list, "status": str, "history": list,
+TRIAL_FIELDS = {"config": dict, "seed": int, "key": str, "device": str, "layers": list, "status": str, "history": list,
                 "batch_loss": list, "summary": dict}
 
 
@@ -165,9 +165,9 @@ def check_writable(folder: Path, flag: str, below: bool = True) -> None:
 
 
 def _key_of(record: dict) -> str | None:
-    """The key of the (config, seed) a trial record holds: its file's name, if it is the trial named."""
+    """The key of the (config, seed, device) a trial record holds: its file's name, if it is the trial named."""
     try:
-        return TrialConfig.from_dict(record["config"]).key(record["seed"])
+        return TrialConfig.from_dict(record["config"]).key(record["seed"], record["device"])
     except (TypeError, ValueError):
         return None
 
@@ -217,7 +217,7 @@ class TrialStore:
         self.lock.__exit__()
 
     def _path(self, spec, suffix: str) -> Path:
-        return self.folder / f"{spec.config.key(spec.seed)}{suffix}"
+        return self.folder / f"{spec.config.key(spec.seed, spec.device)}{suffix}"
 
     def load(self, spec) -> dict | None:
         """The stored result of ``spec`` (with ``--resume``), or None: not stored, or damaged, which is

@@ -18,7 +18,8 @@ from .config import FIELDS, ConfigError, TrialConfig, apply_overrides, coerce, v
 from .executor import TrialSpec, check_executor, default_workers
 from .layout import Layout, safe_name
 from .results import Trial, aggregate
-from .runner import environment, make_output_dirs, resolve_device, run_trials
+from .device import choose_device
+from .runner import environment, make_output_dirs, run_trials
 from .store import TrialStore, write_json
 from .tables import text_table
 
@@ -77,11 +78,11 @@ def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: 
         raise ConfigError(f"--seeds {seeds}: need at least one seed")
     check_executor(executor, address)
     base = apply_overrides(TrialConfig(), sets or {})
-    device = resolve_device(device)
-    workers = workers or default_workers(device)
-    name = safe_name(name) if name else sweep_name(grid)
     cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     configs = {cell_name(c): apply_overrides(base, c) for c in cells}
+    device, device_choice = choose_device(device, list(configs.values()), len(configs) * seeds, workers)
+    workers = workers or default_workers(device)
+    name = safe_name(name) if name else sweep_name(grid)
     out_dir, sweep_logdir = layout.sweep_outputs(name), layout.sweep_logdir(name)
     make_output_dirs(out_dir, sweep_logdir)
     started = time.perf_counter()
@@ -97,7 +98,7 @@ def run_sweep(grid: dict[str, list], sets: dict[str, str] | None = None, seeds: 
         results = {
             "sweep": name, "metric": metric,
             "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
-            "sets": dict(sets or {}), "seeds": seeds, "env": environment(device, workers, executor),
+            "sets": dict(sets or {}), "seeds": seeds, "env": environment(device, workers, executor, device_choice),
             "cells": {cell: {"params": {k: value_text(v) for k, v in c.items()},
                              "config": configs[cell].to_dict(), "aggregate": aggregate(by_cell[cell])}
                       for cell, c in zip(configs, cells)},

@@ -12,7 +12,8 @@ def md_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "`": "\\`"})
+# "<" starts every HTML tag, "[" every link and image, "`" every code span: escaped, none can form
+_ESCAPES = str.maketrans({"<": "&lt;", "[": "\\[", "]": "\\]", "`": "\\`"})
 
 
 def md_text(value, keep_lines: bool = False) -> str:

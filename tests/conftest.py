@@ -55,14 +55,14 @@ def assert_claims_hold(run) -> None:
     from repro import report
     from repro.claims import FAILS, verdict
     from repro.runner import summary_table
-    from repro.tables import md_text
+    from repro.tables import md_cell, md_text
     failed = [f"{c.id}: {c.statement}: measured {c.measured:.4g} ({c.bound})" for c in run.claims
               if verdict(c) == FAILS]
     assert not failed, "claims failed:\n" + "\n".join(failed)
     printed, shown = summary_table(run), "\n".join(report.claims_table(run))
     for c in run.claims:
         assert f"[{verdict(c).upper()}] {c.statement}: measured" in printed, c.id
-        assert report.MARKS[verdict(c)] in next(line for line in shown.split("\n") if md_text(c.statement) in line)
+        assert report.MARKS[verdict(c)] in next(line for line in shown.split("\n") if md_cell(md_text(c.statement)) in line)
     assert "[FAILS]" not in printed and report.FAILS not in shown
 
 

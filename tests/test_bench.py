@@ -1,8 +1,9 @@
-"""make bench: its FLOP count against torch's own counter, and one tiny run of every figure (no timing asserted)."""
+"""make bench: its FLOP count against torch's own counter, one tiny run of every figure, the seeds figures' arithmetic (no timing asserted)."""
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -31,3 +32,18 @@ def test_bench_runs_every_figure():
                                                   "adam step, loop over parameters", "adam step, fused",
                                                   "DeepConvNet step, NCHW", "DeepConvNet step, channels-last"}
     assert "engine step" in bench.format_report(report)
+    seeds = report["seeds"]  # the one-trial step is the engine's, beside batched seeds or the reason there are none
+    assert seeds["one_trial_ms_per_step"] == report["engine_ms_per_step"]
+    assert bench.seeds_line(seeds) in bench.format_report(report)
+    assert isinstance(seeds["batched"], str) or set(seeds["batched"]) == {"3", "10"}
+
+
+def test_seeds_figures_put_one_trial_beside_batched_seeds():
+    # seconds per step in three rounds: one trial 2 ms; 10 seeds batched 5 ms a step, 0.5 ms per seed
+    figures = bench.seeds_figures([2e-3] * 3, {10: [5e-3] * 3}, None)
+    b = figures["batched"]["10"]
+    assert figures["one_trial_ms_per_step"] == pytest.approx(2.0)
+    assert (b["ms_per_step"], b["ms_per_seed"], b["per_seed_speedup"]) == pytest.approx((5.0, 0.5, 4.0))
+    assert "10 seeds batched 5.000 ms, 0.500 ms per seed (4.00x)" in bench.seeds_line(figures)
+    missing = bench.seeds_figures([2e-3], {}, "repro.batched is not in this checkout")
+    assert "batched: not available (repro.batched is not in this checkout)" in bench.seeds_line(missing)

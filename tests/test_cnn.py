@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from experiments import cnn
 from repro import data
-from repro.config import ConfigError, TrialConfig, config_from_text
+from repro.config import ConfigError, TrialConfig, apply_overrides
 from repro.nets import activation_layers, build_model, conv_output_size, weighted_layers
 from repro.setups import DEEP_CONVNET
 from repro.engine import train
@@ -73,11 +73,11 @@ def test_impossible_stacks_are_one_line_errors(conv, message):
 
 def test_conv_tokens_and_widths_are_validated():
     with pytest.raises(ConfigError, match="'3y3' is not"):
-        config_from_text(TrialConfig(model="cnn"), {"conv": "16,3y3"})
-    assert config_from_text(TrialConfig(), {"model": "cnn", "widths": "", "conv": "8,r8,gap"}).widths == ()
-    assert config_from_text(TrialConfig(), {"widths": ""}).widths == ()  # an MLP without hidden layers: logistic regression
+        apply_overrides(TrialConfig(model="cnn"), {"conv": "16,3y3"})
+    assert apply_overrides(TrialConfig(), {"model": "cnn", "widths": "", "conv": "8,r8,gap"}).widths == ()
+    assert apply_overrides(TrialConfig(), {"widths": ""}).widths == ()  # an MLP without hidden layers: logistic regression
     with pytest.raises(ConfigError, match="widths"):
-        config_from_text(TrialConfig(), {"widths": "100,0"})
+        apply_overrides(TrialConfig(), {"widths": "100,0"})
 
 
 def test_mlp_output_dropout_and_default_mlp_unchanged():

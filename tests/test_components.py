@@ -368,10 +368,10 @@ def test_trial_key_changes_when_a_users_source_changes(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "edited_component", raising=False)
     cfg = TINY.replace(activation="edited_component:act")
-    before = cfg.key(0)
+    before = cfg.key(0, "cpu")
     path.write_text(path.read_text() + "# edited\n")
-    assert cfg.key(0) != before
-    assert TINY.key(0) == TINY.replace(lr=TINY.lr).key(0)  # a built-in's key has no source in it
+    assert cfg.key(0, "cpu") != before
+    assert TINY.key(0, "cpu") == TINY.replace(lr=TINY.lr).key(0, "cpu")  # a built-in's key has no source in it
 
 
 def test_python_api_and_experiment_sets_take_users_components(user_module):

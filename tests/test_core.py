@@ -64,9 +64,11 @@ def test_bad_values_are_one_line_errors(text, message):
 
 
 def test_trial_key_depends_on_config_and_seed():
-    assert SMALL.key(0) == SMALL.key(0)
-    assert SMALL.key(0) != SMALL.key(1)
-    assert SMALL.key(0) != SMALL.replace(lr=0.02).key(0)
+    assert SMALL.key(0, "cpu") == SMALL.key(0, "cpu")
+    assert SMALL.key(0, "cpu") != SMALL.key(1, "cpu")
+    assert SMALL.key(0, "cpu") != SMALL.replace(lr=0.02).key(0, "cpu")
+    # --resume never mixes CPU and CUDA trials; any GPU index of the same kind may finish a run
+    assert SMALL.key(0, "cpu") != SMALL.key(0, "cuda") == SMALL.key(0, "cuda:1")
 
 
 # ---- data ----
@@ -206,7 +208,7 @@ def test_cuda_without_gpu_is_a_clear_error():
 
 
 def test_train_prints_final_metrics_as_json(tmp_path):
-    proc = _cli("train", "--set", "iters=50", "--set", "lr=0.1", "--set", "widths=32", "--set", "train_size=2000",
+    proc = _cli("train", "--device", "cpu", "--set", "iters=50", "--set", "lr=0.1", "--set", "widths=32", "--set", "train_size=2000",
                 "--set", "eval_every=50", "--logdir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     final = json.loads(proc.stdout.strip().splitlines()[-1])

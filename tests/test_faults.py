@@ -26,6 +26,7 @@ import pytest
 
 from repro import executor, runner
 from repro.cli import main
+from repro.config import TrialConfig
 from repro.errors import ReproError
 from repro.store import LOCK_NAME, RunLock, TrialStore, atomic_write, write_json
 
@@ -215,17 +216,17 @@ def test_damaged_trials_are_named_and_trained_again_quiet_or_not(copy, capsys):
 
 class Spec:
     """What a TrialStore reads of a repro.executor.TrialSpec."""
-    config = {"iters": 1}
+    config = TrialConfig(iters=1)
     seed = 0
+    device = "cpu"
     tag = "v"
     keep_state = True
 
 
 def stored_with_weights(tmp_path: Path) -> tuple[TrialStore, Path]:
     import torch
-    from repro.config import TrialConfig
-    key = TrialConfig.from_dict(Spec.config).key(Spec.seed)
-    result = {"config": Spec.config, "seed": 0, "key": key, "layers": ["fc1"], "status": "ok", "history": [],
+    key = Spec.config.key(Spec.seed, Spec.device)
+    result = {"config": Spec.config.to_dict(), "seed": 0, "key": key, "device": "cpu", "layers": ["fc1"], "status": "ok", "history": [],
               "batch_loss": [1.0], "summary": {"final_test_acc": 0.5}, "state": {"w": torch.ones(3)}}
     store = TrialStore(tmp_path / "run" / "trials", "test", resume=True)
     with store:

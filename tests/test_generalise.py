@@ -17,7 +17,7 @@ from repro import results, generalise, report
 from repro.claims import FAILS, HOLDS
 from repro.config import ConfigError
 from repro.layout import Layout
-from repro.tables import md_text
+from repro.tables import md_cell, md_text
 from repro.generalise import CONDITIONS
 from repro.runner import run_experiment
 
@@ -118,7 +118,7 @@ def test_printed_matrix_and_report_show_the_same_verdicts(matrix_run, tmp_path):
         for claim in matrix["experiments"][name]["claims"]:
             row = next(line for line in printed.split("\n") if f" {claim['id']} " in line)
             assert row.count("holds ") == len(TESTED), row
-            md_row = next(line for line in section.split("\n") if line.startswith(f"| {md_text(claim['statement'])} |"))
+            md_row = next(line for line in section.split("\n") if line.startswith(f"| {md_cell(md_text(claim['statement']))} |"))
             assert md_row.count("✅") == len(TESTED) and report.FAILS not in md_row, md_row
     assert "0 failing cells" in printed and report.FAILS not in section
 

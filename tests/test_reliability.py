@@ -18,9 +18,10 @@ from repro.layout import Layout
 from repro.runner import run_experiment
 from repro.store import TrialStore
 
-# 7 short trials (4 course variants + 3 depth-5 variants, one seed), run one after another
+# 7 short trials (4 course variants + 3 depth-5 variants, one seed), run one after another, on the CPU
+# (a resumed run's numbers are compared to the bit with an uninterrupted one's)
 SMALL_RUN = ["vanishing", "--preset", "quick", "--seeds", "1", "--set", "iters=200", "--set", "depths=5",
-             "--workers", "1", "--quiet"]
+             "--workers", "1", "--device", "cpu", "--quiet"]
 
 
 def _start(tmp: Path) -> subprocess.Popen:

@@ -17,7 +17,7 @@ from repro.layout import Layout
 from repro.overview import gradient_flow_summary
 from repro.runner import experiment_names, summary_table
 from repro.store import write_json
-from repro.tables import format_measured, md_text, plural
+from repro.tables import format_measured, md_cell, md_text, plural
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -55,11 +55,11 @@ def test_report_is_built_from_the_json_alone(vanishing, tmp_path, monkeypatch):
     part = section(text, "vanishing")
 
     for v in vanishing.variants.values():
-        assert md_text(v.label) in part
+        assert md_cell(md_text(v.label)) in part
         assert format_measured(v.aggregate, v.metric) in part
-        assert md_text(v.reference_status()[1]) in part
+        assert md_cell(md_text(v.reference_status()[1])) in part
     for claim in vanishing.claims:
-        assert md_text(claim.statement) in part
+        assert md_cell(md_text(claim.statement)) in part
     assert (report.FAILS in text) == any(not c.holds for c in vanishing.claims)
 
     # The first table is reference beside measurement; with no figures of its own, the first
@@ -90,7 +90,7 @@ def test_a_failing_claim_is_red_in_its_section_and_counted_at_the_top(vanishing,
     claim = vanishing.claims[1]
     n = len(vanishing.claims)
     assert f"{report.FAILS} **1 of {n} claims fails** (vanishing)" in top
-    assert f"| {report.FAILS} | {md_text(claim.statement)} |" in text
+    assert f"| {report.FAILS} | {md_cell(md_text(claim.statement))} |" in text
     # a marker that survives any Markdown renderer: GitHub's strips inline styles
     assert "style=" not in text and report.FAILS == "❌ **FAILS**"
     out = capsys.readouterr().out
@@ -106,7 +106,7 @@ def test_a_claim_the_preset_cannot_judge_is_shown_as_such_and_counted_with_neith
     n = len(vanishing.claims)
     assert f"✅ **all {n - 1} claims hold; 1 claim not judged at this preset**" in text
     assert report.FAILS not in text
-    assert any(line.startswith(f"| {report.NOT_JUDGED}") and md_text(vanishing.claims[0].statement) in line
+    assert any(line.startswith(f"| {report.NOT_JUDGED}") and md_cell(md_text(vanishing.claims[0].statement)) in line
                for line in text.splitlines())
     assert "needs a longer run" in text
     assert f"all {n - 1} claims hold; 1 claim not judged at this preset" in capsys.readouterr().out
@@ -144,7 +144,10 @@ def test_a_planted_reference_far_outside_is_marked_outside(quick_run, tmp_path):
         data["variants"]["sgd-0.01"]["reference"]["low"] = data["variants"]["sgd-0.01"]["reference"]["high"] = 5.0
         data["variants"]["sgd-0.01"]["reference"]["describes"] = []
         trials = [t for t in data["trials"] if t["variant"] == "sgd-0.01"]
-        data["trials"].append({**copy.deepcopy(trials[0]), "seed": 2})   # a third seed, so a verdict can be given
+        third = copy.deepcopy(trials[0])   # a third seed between the two, so that a verdict can be given
+        third["seed"] = 2
+        third["summary"]["post_update_loss"] = sum(t["summary"]["post_update_loss"] for t in trials) / 2
+        data["trials"].append(third)
     folder = results_folder(run, tmp_path, plant)
     text = report.build_report(folder, tmp_path / "reports").path.read_text()
     row = next(line for line in section(text, "optimizers").splitlines() if line.startswith("| book setup | sgd 0.01 |"))
@@ -250,7 +253,7 @@ def test_a_results_file_cannot_smuggle_files_or_markup_into_the_report(vanishing
     folder = results_folder(vanishing, tmp_path, hostile)
     text = report.build_report(folder, tmp_path / "reports").path.read_text()
     assert "<script>" not in text and "<iframe" not in text and "<b>" not in text
-    assert "](/etc/hostname)" not in text
+    assert "![x](/etc/hostname)" not in text and "!\\[x\\](/etc/hostname)" in text   # shown as text, not an image
     copied = [p.name for p in (tmp_path / "reports" / "figures").rglob("*") if p.is_file()]
     assert "secret.png" not in copied and "hostname" not in copied
 

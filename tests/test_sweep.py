@@ -28,7 +28,8 @@ CELLS = ["optimizer=sgd lr=0.01", "optimizer=sgd lr=0.1", "optimizer=adam lr=0.0
 
 def _argv(tmp: Path, *extra: str) -> list[str]:
     sets = [arg for key, value in SETS.items() for arg in ("--set", f"{key}={value}")]
-    return ["sweep", *GRID, *sets, "--seeds", str(SEEDS), "--quiet", "--results", str(tmp / "results"),
+    # on the CPU: the numbers are compared to the bit with a CPU trial (repro train)
+    return ["sweep", *GRID, *sets, "--seeds", str(SEEDS), "--device", "cpu", "--quiet", "--results", str(tmp / "results"),
             "--logdir", str(tmp / "runs"), *extra]
 
 
@@ -128,12 +129,15 @@ def ray_instance():
 
 def test_ray_sweep_gives_the_same_numbers_as_local(local_sweep, ray_instance, tmp_path):
     # the CLI joins the Ray instance this test started, as a driver on a cluster would
-    proc = _cli(tmp_path, "--executor", "ray", "--address", ray_instance)
+    # with --deterministic, which every Ray task must apply itself (it changes no CPU number)
+    proc = _cli(tmp_path, "--executor", "ray", "--address", ray_instance, "--deterministic")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert "optimizer  lr" in out and f"results in {_results_path(tmp_path)}" in out
     on_ray = json.loads(_results_path(tmp_path).read_text())
-    assert on_ray["env"]["executor"] == "ray"
+    assert on_ray["env"]["executor"] == "ray" and on_ray["env"]["numerics"]["deterministic"]
+    assert all(t["numerics"] == {"deterministic": True, "tf32_matmul": False, "tf32_cudnn": False,
+                                 "cublas_workspace_config": ":4096:8"} for t in on_ray["trials"])
     _, local = local_sweep
     assert _numbers(on_ray) == _numbers(local)
     assert on_ray["cells"] == local["cells"]
