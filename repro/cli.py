@@ -101,7 +101,7 @@ PROFILE_KINDS = {
             "(e.g. layernorm, rmsnorm)",
     "optimizer": "optimizers beside SGD, Momentum, AdaGrad and Adam: the 2-D valley, the book's MNIST setup, the "
                  "usable band of learning rates (e.g. adamw, nadam, radam, lion)",
-    "regulariser": "regularisers beside none, L2 0.1 and dropout 0.2 on 300 images: the train-test gap and its "
+    "regulariser": "regularisers beside none, L2 0.1 and dropout 0.3 on 300 images: the train-test gap and its "
                    "cost in test accuracy (l2:<lambda>, l1:<lambda>, dropout:<p>, max_norm:<c>, or your penalty)",
 }
 

@@ -37,6 +37,7 @@ from .results import Run, stats
 from .runner import load_experiment, resolve, run_experiment
 from .tables import md_table, md_text, plural, text_table
 
+
 def kind_module(kind: str):
     """experiments/profile/<kind>.py: activation, init, norm, optimizer or regulariser."""
     return load_experiment(run_name(kind))
@@ -261,7 +262,7 @@ def _num(x: float | None, digits: int = 3) -> str:
 
 
 def cell_value(cell: Cell, digits: int = 3) -> str:
-    """'0.0421 (95% CI 0.0398-0.0445, 3 seeds)'."""
+    """A cell's value as the scorecard shows it: '0.0421 (0.0398 to 0.0445, 3 seeds); lr 0.01'."""
     text = _num(cell.value, digits)
     if cell.interval:
         text += f" ({_num(cell.interval[0], digits)} to {_num(cell.interval[1], digits)}, {cell.over})"

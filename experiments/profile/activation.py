@@ -17,8 +17,8 @@ all the same), on the same nets, seeds and batches.
   ReLU's. Verdicts: behind ReLU by over a point, within a point of it, ahead by over a point.
 The notes' verdicts it holds: sigmoid vanishes; ReLU keeps its gradient, and its spread is steady;
 sigmoid ends behind ReLU (the course: 0.87-0.88 against 0.952-0.956 with Xavier for sigmoid).
-Runtime: quick (3 activations x 3 seeds) 20 s, full (5 seeds) 75 s, on the 2-core dev machine under load
-(2026-12-04); each activation more adds a third.
+Runtime on the 2-core dev machine (2026-12-04): quick (4 activations x 3 seeds, 24 trials) 16 s idle; full
+(7 x 5 seeds, 105 trials) 207 s, load 3-5 (another run sharing the cores).
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ Setup: He et al.'s (experiments/he2015.py): ReLU nets of 30 hidden layers of 100
   Xavier (at 30 layers "Xavier completely stalls": he2015 deep-30-xavier-stalls).
 The notes' verdicts it holds: He keeps the spread and trains; Xavier shrinks it and stalls; N(0, 0.01)
 collapses it and stalls.
-Runtime: quick (3 inits x 3 seeds) 60 s, full 200 s, on the 2-core dev machine under load (2026-12-04);
-each init more adds a third.
+Runtime on the 2-core dev machine (2026-12-04): quick (4 inits x 3 seeds) 26 s idle; full (5 x 3 seeds)
+236 s, load 3-5 (another run sharing the cores).
 """
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ activation (its eps 1e-6 in the sweep, as the book's).
   no faster.
 The notes' verdicts it holds: batch norm widens the band and gets to 90% in at most half the steps; the
 plain net's band is narrow.
-Runtime: quick (2 normalisers x 3 seeds) 60 s, full 400 s, on the 2-core dev machine under load
-(2026-12-04); each normaliser more adds a half.
+Runtime on the 2-core dev machine (2026-12-04): quick (3 normalisers x 3 seeds, 54 trials) 35 s idle;
+full (4 x 3 seeds, 204 trials) 332 s, load 3-5 (another run sharing the cores).
 """
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ Setup: the optimiser experiment's (experiments/optimizers.py).
   narrower.
 The notes' verdicts it holds: SGD zig-zags; Momentum, AdaGrad and Adam get at least twice as far as SGD,
 the slowest of the four.
-Runtime: quick (4 optimizers x 5 rates x 3 seeds) 90 s, full (9 rates) 20 min, on the 2-core dev machine
-under load (2026-12-04); each optimizer more adds a quarter.
+Runtime on the 2-core dev machine (2026-12-04): quick (5 optimizers x 5 rates x 3 seeds, 75 trials) 37 s
+idle; full (8 x 9 rates x 3 seeds, 216 trials) 20 min, load 3-5 (another run sharing the cores).
 """
 from __future__ import annotations
 
