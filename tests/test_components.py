@@ -379,7 +379,7 @@ def test_python_api_and_experiment_sets_take_users_components(user_module):
     from repro.runner import build_variants, load_experiment, resolve
     trial = repro.train({"activation": f"{FIXTURE}:HalfReLU", "optimizer": "adamw", "widths": [16], "iters": 5,
                          "eval_every": 5, "train_size": 200, "test_size": 200, "train_eval_size": 200})
-    assert trial["status"] == "ok" and trial["components"]["activation"]["name"] == f"{FIXTURE}:HalfReLU"
+    assert trial.status == "ok" and trial.components["activation"]["name"] == f"{FIXTURE}:HalfReLU"
     module = load_experiment("vanishing")
     params, forced = resolve(module, "quick", {"activation": f"{FIXTURE}:half_relu", "norm": "layernorm"})
     variants = build_variants(module, params, forced, "quick")

@@ -378,7 +378,7 @@ def test_one_logdir_is_one_run_whatever_the_results_folder(tmp_path):
 # ---- values that cannot run ----
 
 @pytest.mark.parametrize("command, expected", [
-    (["run", "vanishing", "--set", "init=normal:-1"], "init=normal:-1: the standard deviation must be a number >= 0"),
+    (["run", "vanishing", "--set", "init=normal:-1"], "init=normal:-1: use normal:<std> with a finite number not below 0"),
     (["run", "vanishing", "--set", "widths=1000000000"], "widths=1000000000, batch_size=100: a trial would need about"),
     (["run", "vanishing", "--set", "iters=1e9"], "iters=1000000000: a trial would need about"),
     (["train", "--set", "model=cnn", "--set", "conv=99999x999"], "conv=99999x999, widths=100,100,100,100, batch_size=100: "

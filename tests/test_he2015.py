@@ -17,7 +17,10 @@ from conftest import per_seed
 from experiments.he2015 import signal_ratio, theory
 
 ACCURACY_FLOORS = {"he-depth22": 0.90}      # per seed: mean 0.940, worst 0.928
-XAVIER_30_CEILING = 0.5                     # per seed: mean 0.141, highest 0.308
+# per seed, quick, 10 seeds on the 2-core dev machine (2026-12-04): mean 0.156, highest 0.506 (seed 0, which
+# climbs late; 8 of 10 end at chance 0.113); an earlier 10-seed measurement on another CPU: mean 0.141, highest
+# 0.308. The same seed differs between CPUs by float rounding through 30 layers, so the ceiling is set above both.
+XAVIER_30_CEILING = 0.6
 
 
 @pytest.fixture(scope="module")
