@@ -95,7 +95,8 @@ def training_figure(ctx, p: dict) -> str:
         for init in INITS:
             figures.band(ax, ctx.trials[variant_id(init, d)], "loss_train", INITS[init])
         ax.set(title=f"{d} hidden layers", xlabel="updates (batch 100)", ylabel="training loss")
-        ax.legend(fontsize=8)
+        if ax.lines:  # a run shorter than one evaluation interval has no curve to name
+            ax.legend(fontsize=8)
     return figures.save(fig, ctx.out_dir / "training_at_depth.png", ctx.logdir, "he2015/training_at_depth")
 
 
