@@ -12,6 +12,7 @@ import pytest
 
 from conftest import assert_claims_hold, assert_figures_drawn
 from repro import metrics, results
+from repro.uncertainty import TOO_FEW
 from repro.runner import experiment_names
 
 EXPERIMENTS = experiment_names()
@@ -20,6 +21,18 @@ EXPERIMENTS = experiment_names()
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_quick_claims_hold(quick_run, name):
     assert_claims_hold(quick_run(name))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_reference_verdicts(quick_run, name):
+    """The verdicts a quick run prints beside published figures: every quick preset runs 1-2 seeds, too
+    few for a prediction interval, so each comparable reference is "too few seeds to tell" and the rest
+    say why they are not comparable (the full presets' verdicts: make test-full, docs/FINDINGS.md)."""
+    run = quick_run(name)
+    assert run.seeds < 3, "a quick preset with 3+ seeds prints verdicts this test does not hold"
+    for vid, v in run.variants.items():
+        if v.reference_status()[2]:
+            assert v.reference_verdict().verdict == TOO_FEW, vid
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
