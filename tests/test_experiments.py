@@ -12,7 +12,7 @@ import pytest
 
 from conftest import assert_claims_hold, assert_figures_drawn
 from repro import metrics, results
-from repro.uncertainty import TOO_FEW
+from repro.uncertainty import CONSISTENT, IN_MODE, IN_NO_MODE, OUTSIDE, TOO_FEW
 from repro.runner import experiment_names
 
 EXPERIMENTS = experiment_names()
@@ -33,6 +33,42 @@ def test_quick_reference_verdicts(quick_run, name):
     for vid, v in run.variants.items():
         if v.reference_status()[2]:
             assert v.reference_verdict().verdict == TOO_FEW, vid
+
+
+# The verdicts the full presets print beside published figures (seeds 0-4, 3 for cnn; on the CPU these
+# seeds give the same numbers to the bit, so the printed verdicts are held as printed). Every comparable
+# reference not named here is "consistent with our distribution". Measured 2026-12-04 and again
+# 2026-12-05; each row with its values: docs/FINDINGS.md#verdicts. modern_cnn's full preset (12,000
+# iterations of three DeepConvNets) is for a GPU and is not run here.
+FULL_VERDICTS = {
+    "vanishing": {"sigmoid-n0.01": IN_MODE},          # one seed at 0.101 (the course's), four at 0.113
+    "init": {},
+    "batchnorm": {"w1-plain": TOO_FEW,                # four of five seeds diverge: one finite value
+                  "w0.541-plain": IN_NO_MODE,         # all five diverge; the book's net sits at chance
+                  "w0.0464-plain": IN_MODE,           # four seeds at 0.116 (the book's), one at 0.139
+                  "w0.00215-bn": IN_MODE},            # two seeds at 0.895, three at 0.995 (the book's)
+    # the course's "RMSProp at lr 0.1 diverges (0.10)": our seeds end at 0.43-0.83, one run of ours
+    # 0.167-1.25; the margin to the reference's 0.05-0.15 is narrow, held because the seeds are fixed
+    "optimizers": {"course-rmsprop-0.1": OUTSIDE},
+    "regularization": {},
+    "cnn": {},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(FULL_VERDICTS))
+def test_full_preset_claims_and_verdicts(tmp_path, name):
+    """What ``make exp-<name>`` prints at its full preset: every claim holds, and each published
+    figure's verdict is the one recorded above (make test-full)."""
+    from repro.layout import Layout
+    from repro.runner import run_experiment
+    run = run_experiment(name, "full", device="cpu", layout=Layout(tmp_path / "results", tmp_path / "runs"),
+                         progress=False)
+    assert_claims_hold(run)
+    printed = {vid: v.reference_verdict().verdict for vid, v in run.variants.items() if v.reference_status()[2]}
+    expected = {vid: FULL_VERDICTS[name].get(vid, CONSISTENT) for vid in printed}
+    assert set(FULL_VERDICTS[name]) <= set(printed), "a recorded verdict's variant is not judged"
+    assert printed == expected
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
